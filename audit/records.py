@@ -1,0 +1,88 @@
+"""The exchange record: one per data-plane call, publish, delivery attempt or registry change.
+
+Records are append-only: no interface updates or deletes them, and the database refuses it too
+(triggers installed by the migrations).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer
+from sqlmodel import Field, SQLModel
+
+from registry.types import utcnow
+
+
+class RecordKind(StrEnum):
+    EXCHANGE = "exchange"  # a synchronous data-plane call
+    REGISTRY_CHANGE = "registry_change"  # who changed what in the registry
+
+
+def new_record_id() -> str:
+    """A UUIDv7 (RFC 9562): time-ordered, so ids sort the way records were made."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class ExchangeRecordBase(SQLModel):
+    id: str = Field(default_factory=new_record_id, max_length=36, unique=True)
+    kind: RecordKind = RecordKind.EXCHANGE
+    time: datetime = Field(default_factory=utcnow, index=True)
+    request_id: str | None = Field(default=None, max_length=128, index=True)
+    trace_id: str | None = Field(default=None, max_length=32)
+    consumer: str | None = Field(default=None, max_length=63)
+    agency: str | None = Field(default=None, max_length=20)
+    service: str | None = Field(default=None, max_length=63)
+    version: str | None = Field(default=None, max_length=8)
+    route: str | None = Field(default=None, max_length=320)  # "POST /cong-dan/xac-thuc"
+    purpose: str | None = Field(default=None, max_length=63)
+    grant_id: int | None = None
+    subject_hash: str | None = Field(default=None, max_length=64)  # HMAC-SHA256, hex
+    provider_status: int | None = None
+    hub_status: int | None = None
+    latency_us: int | None = None  # integers only: records are hashed canonically later
+    upstream_latency_us: int | None = None
+    request_size: int | None = None
+    response_size: int | None = None
+    request_sha256: str | None = Field(default=None, max_length=64)
+    response_sha256: str | None = Field(default=None, max_length=64)
+    attempts: int | None = None
+    error: str | None = Field(default=None, max_length=1000)
+    # registry changes
+    actor: str | None = Field(default=None, max_length=63)
+    action: str | None = Field(default=None, max_length=32)
+    object_type: str | None = Field(default=None, max_length=32)
+    object_key: str | None = Field(default=None, max_length=200)
+    details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class ExchangeRecordPublic(ExchangeRecordBase):
+    seq: int
+
+
+class ExchangeRecord(ExchangeRecordBase, table=True):
+    __tablename__ = "exchange_record"
+    __table_args__ = (
+        Index("ix_exchange_subject_time", "subject_hash", "time"),
+        Index("ix_exchange_consumer_time", "consumer", "time"),
+        Index("ix_exchange_service_time", "service", "time"),
+    )
+    seq: int | None = Field(
+        default=None,
+        # BIGINT on PostgreSQL; INTEGER on SQLite, where only that is the rowid alias.
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )

@@ -1,0 +1,77 @@
+"""Errors raised by connectors, mapped from transport and provider failures at this edge, once.
+
+    ConnectorError                 root; carries attempts, provider status and a sentence
+    ├── Transient                  a retry may help
+    │   ├── UpstreamUnavailable    connection refused/reset, DNS           -> 502
+    │   ├── UpstreamTimeout        connect or read timeout                 -> 504
+    │   └── UpstreamOverloaded     503, 429 (Retry-After honoured), 502/504 from the provider -> 503/502/504
+    └── Terminal                   a retry will not help
+        ├── UpstreamBadResponse    garbage, wrong content type, invalid XML/JSON -> 502
+        ├── UpstreamAuthFailed     the provider refused the hub's credentials     -> 502
+        ├── ProviderRejected       the provider answered 4xx about the request    -> same 4xx
+        └── SoapFault              a SOAP fault; its code maps to a status         -> mapped
+The gateway maps each class to an HTTP status (gateway/problems.py); the retry policy reads only
+the Transient/Terminal marker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConnectorError(Exception):
+    """A provider call that did not produce a usable answer."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        provider_status: int | None = None,
+        retry_after: float | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.provider_status = provider_status
+        self.retry_after = retry_after
+        self.body = body  # what the provider said, when it said something parseable
+        self.attempts = 1  # set by the retry loop to the number of attempts made
+
+
+class Transient(ConnectorError):
+    """A retry may help: timeouts, refused connections, 502/503/504, 429."""
+
+
+class Terminal(ConnectorError):
+    """A retry will not help: 4xx, contract violations, garbage."""
+
+
+class UpstreamUnavailable(Transient):
+    pass
+
+
+class UpstreamTimeout(Transient):
+    pass
+
+
+class UpstreamOverloaded(Transient):
+    pass
+
+
+class UpstreamBadResponse(Terminal):
+    pass
+
+
+class UpstreamAuthFailed(Terminal):
+    pass
+
+
+class ProviderRejected(Terminal):
+    pass
+
+
+class SoapFault(Terminal):
+    def __init__(self, detail: str, *, code: str, status: int, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.code = code  # e.g. "soap:Client" or the provider's detail code
+        self.status = status  # HTTP status the gateway answers with

@@ -1,0 +1,1 @@
+"""Topics at run time: outbox, broker backends and delivery (not built yet)."""

@@ -1,0 +1,519 @@
+"""The registry's entities, each as a SQLModel family (Base, Create, Update, Public, table).
+
+Nouns as in DESIGN.md: agencies, connectors, services (with routes), consumers (with API keys),
+grants (sharing agreements), and principals (management keys with a role).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from registry.types import (
+    AgencyCode,
+    AuthType,
+    ConnectorKind,
+    GrantStatus,
+    HttpMethod,
+    HttpUrl,
+    JsonPointer,
+    Role,
+    ServiceStatus,
+    Slug,
+    Text,
+    Title,
+    Version,
+    utcnow,
+)
+from schemas.checks import check_schema
+
+PATH_TEMPLATE_RE = re.compile(r"^(/(?:[A-Za-z0-9._~-]+|\{[a-z_][a-z0-9_]*\}))*/?$")
+XML_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+# ---------------------------------------------------------------- agencies
+
+
+class AgencyBase(SQLModel):
+    code: AgencyCode = Field(primary_key=True, max_length=20)
+    name: Title
+    description: Text = ""
+
+
+class AgencyCreate(AgencyBase):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+
+class AgencyUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    name: Title | None = None
+    description: Text | None = None
+
+
+class AgencyPublic(AgencyBase):
+    pass
+
+
+class Agency(AgencyBase, table=True):
+    pass
+
+
+# ---------------------------------------------------------------- connectors
+
+
+class ConnectorAuth(BaseModel):
+    """How the hub authenticates towards the provider; `secret` is write-only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: AuthType = AuthType.NONE
+    header: str | None = None  # api_key: header name (default X-API-Key)
+    username: str | None = None  # basic
+    token_url: HttpUrl | None = None  # oauth2_client_credentials
+    client_id: str | None = None
+    scope: str | None = None
+    secret: SecretStr | None = None  # api key, password or client secret
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> ConnectorAuth:
+        needs: dict[AuthType, tuple[str, ...]] = {
+            AuthType.NONE: (),
+            AuthType.API_KEY: ("secret",),
+            AuthType.BASIC: ("username", "secret"),
+            AuthType.OAUTH2_CLIENT_CREDENTIALS: ("token_url", "client_id", "secret"),
+        }
+        missing = [f for f in needs[self.type] if getattr(self, f) in (None, "")]
+        if missing:
+            raise ValueError(f"auth type {self.type.value} needs {', '.join(missing)}")
+        if self.type is AuthType.NONE and self.secret is not None:
+            raise ValueError("auth type none takes no secret")
+        return self
+
+    def public(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude={"secret"}, exclude_none=True)
+        data["secret_set"] = self.secret is not None
+        return data
+
+
+class ConnectorOptions(BaseModel):
+    """Kind-specific settings: SOAP needs its namespace and version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    soap_version: Literal["1.1", "1.2"] = "1.1"
+    namespace: str | None = None
+    headers: dict[str, str] = {}  # static headers sent upstream (never secrets: use auth)
+
+
+class RetryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    backoff_initial: float = Field(default=0.05, ge=0, le=10)
+    backoff_max: float = Field(default=2.0, ge=0, le=60)
+    max_delay: float = Field(default=10.0, gt=0, le=120)
+
+
+class ConnectorBase(SQLModel):
+    name: Slug = Field(index=True, unique=True, max_length=63)
+    agency_code: AgencyCode = Field(foreign_key="agency.code", max_length=20)
+    kind: ConnectorKind
+    base_url: HttpUrl
+    description: Text = ""
+    connect_timeout: float = Field(default=2.0, gt=0, le=60)
+    read_timeout: float = Field(default=10.0, gt=0, le=300)
+    max_connections: int = Field(default=100, ge=1, le=1000)
+    health_path: str | None = None
+
+
+class ConnectorCreate(ConnectorBase):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    auth: ConnectorAuth = ConnectorAuth()
+    options: ConnectorOptions = ConnectorOptions()
+    retry: RetryPolicy = RetryPolicy()
+
+    @model_validator(mode="after")
+    def _kind_options(self) -> ConnectorCreate:
+        if self.kind is ConnectorKind.SOAP and not self.options.namespace:
+            raise ValueError("a soap connector needs options.namespace")
+        return self
+
+
+class ConnectorUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    base_url: HttpUrl | None = None
+    description: Text | None = None
+    connect_timeout: float | None = Field(default=None, gt=0, le=60)
+    read_timeout: float | None = Field(default=None, gt=0, le=300)
+    max_connections: int | None = Field(default=None, ge=1, le=1000)
+    health_path: str | None = None
+    auth: ConnectorAuth | None = None
+    options: ConnectorOptions | None = None
+    retry: RetryPolicy | None = None
+
+
+class ConnectorPublic(ConnectorBase):
+    id: int
+    auth: dict[str, Any]
+    options: dict[str, Any]
+    retry: dict[str, Any]
+
+
+class Connector(ConnectorBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    auth_params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    secret: str | None = Field(default=None, max_length=4000)  # write-only, never returned
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    retry: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+    def auth_config(self) -> ConnectorAuth:
+        return ConnectorAuth.model_validate(
+            {**self.auth_params, "secret": self.secret} if self.secret else self.auth_params
+        )
+
+    def to_public(self) -> ConnectorPublic:
+        auth = dict(self.auth_params)
+        auth["secret_set"] = self.secret is not None
+        return ConnectorPublic.model_validate(
+            {**self.model_dump(exclude={"auth_params", "secret"}), "auth": auth}
+        )
+
+
+# ---------------------------------------------------------------- services
+
+
+class Route(BaseModel):
+    """One operation of a service: the consumer-facing method and path, and what it maps to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: HttpMethod
+    path: str = Field(max_length=300)  # template, e.g. /cong-dan/{so_dinh_danh}
+    # rest: where to send it upstream (defaults to the same method and path)
+    upstream_method: HttpMethod | None = None
+    upstream_path: str | None = Field(default=None, max_length=300)
+    # soap: the operation (request element), its SOAPAction, JSON field -> XML element names
+    operation: str | None = None
+    soap_action: str | None = None
+    field_map: dict[str, str] = {}
+    fault_status: dict[str, int] = {}  # SOAP fault code (or detail code) -> HTTP status
+    params_schema: dict[str, Any] | None = None  # path + query parameters as one object
+    request_schema: dict[str, Any] | None = None
+    response_schema: dict[str, Any] | None = None
+    idempotent: bool | None = None  # default: GET, PUT, DELETE yes; POST, PATCH no
+    subject_pointer: JsonPointer | None = None  # overrides the service's
+
+    @field_validator("path", "upstream_path")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None and not PATH_TEMPLATE_RE.match(value):
+            raise ValueError(
+                "must be a path template such as /cong-dan/{so_dinh_danh} "
+                "(segments of letters, digits, '._~-', or {snake_case} parameters)"
+            )
+        return value
+
+    @field_validator("params_schema", "request_schema", "response_schema")
+    @classmethod
+    def _schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_schema(value)
+        return value
+
+    @field_validator("operation")
+    @classmethod
+    def _xml_name(cls, value: str | None) -> str | None:
+        if value is not None and not XML_NAME_RE.match(value):
+            raise ValueError("must be an XML element name")
+        return value
+
+    @field_validator("fault_status")
+    @classmethod
+    def _statuses(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [code for code, status in value.items() if not 400 <= status <= 599]
+        if bad:
+            raise ValueError(f"statuses must be 4xx or 5xx (see {', '.join(bad)})")
+        return value
+
+    @property
+    def is_idempotent(self) -> bool:
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method in (HttpMethod.GET, HttpMethod.PUT, HttpMethod.DELETE)
+
+
+class ServiceBase(SQLModel):
+    name: Slug = Field(max_length=63)
+    version: Version = Field(max_length=8)
+    connector: Slug = Field(max_length=63)
+    title: Title
+    description: Text = ""
+    status: ServiceStatus = ServiceStatus.DRAFT
+    personal_data: bool = False
+    subject_pointer: JsonPointer | None = None  # into {"path":…, "query":…, "body":…}
+
+
+def _check_routes(routes: list[Route]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for route in routes:
+        shape = re.sub(r"\{[^}]+\}", "{}", route.path)
+        if (route.method, shape) in seen:
+            raise ValueError(f"two routes answer {route.method.value} {route.path}")
+        seen.add((route.method, shape))
+
+
+class ServiceCreate(ServiceBase):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    routes: list[Route] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_routes(self) -> ServiceCreate:
+        _check_routes(self.routes)
+        if self.personal_data and not self.subject_pointer and not all(
+            r.subject_pointer for r in self.routes
+        ):
+            raise ValueError("a service with personal data needs subject_pointer")
+        return self
+
+
+class ServiceUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    connector: Slug | None = None
+    title: Title | None = None
+    description: Text | None = None
+    status: ServiceStatus | None = None
+    personal_data: bool | None = None
+    subject_pointer: JsonPointer | None = None
+    routes: list[Route] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_routes(self) -> ServiceUpdate:
+        if self.routes is not None:
+            _check_routes(self.routes)
+        return self
+
+
+class ServicePublic(ServiceBase):
+    id: int
+    agency_code: str
+    routes: list[Route]
+
+
+class Service(ServiceBase, table=True):
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    agency_code: str = Field(foreign_key="agency.code", max_length=20)
+    routes: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+
+    def route_models(self) -> list[Route]:
+        return [Route.model_validate(r) for r in self.routes]
+
+
+# ---------------------------------------------------------------- consumers and keys
+
+
+class ConsumerBase(SQLModel):
+    name: Slug = Field(index=True, unique=True, max_length=63)
+    agency_code: AgencyCode = Field(foreign_key="agency.code", max_length=20)
+    title: Title
+    description: Text = ""
+    active: bool = True
+
+
+class ConsumerCreate(ConsumerBase):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+
+class ConsumerUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    title: Title | None = None
+    description: Text | None = None
+    active: bool | None = None
+
+
+class ConsumerPublic(ConsumerBase):
+    id: int
+
+
+class Consumer(ConsumerBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class ApiKeyCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    label: str = Field(default="", max_length=100)
+    expires_at: datetime | None = None
+
+
+class ApiKeyPublic(SQLModel):
+    key_id: str
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyIssued(ApiKeyPublic):
+    key: str  # shown once
+
+
+class ApiKey(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    consumer_id: int = Field(foreign_key="consumer.id", index=True)
+    key_id: str = Field(index=True, unique=True, max_length=32)
+    key_hash: str = Field(max_length=128)
+    label: str = Field(default="", max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+# ---------------------------------------------------------------- grants
+
+
+class GrantBase(SQLModel):
+    consumer: Slug = Field(max_length=63, index=True)
+    service: Slug = Field(max_length=63, index=True)
+    versions: list[str] = Field(default_factory=lambda: ["*"], sa_column=Column(JSON))
+    purposes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    fields: list[str] = Field(default_factory=lambda: ["*"], sa_column=Column(JSON))
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    description: Text = ""
+
+
+class GrantCreate(GrantBase):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    @field_validator("versions")
+    @classmethod
+    def _versions(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if v != "*" and not re.match(r"^v[1-9][0-9]{0,3}$", v)]
+        if not value or bad:
+            raise ValueError("must list versions such as v1, or '*' for all")
+        return value
+
+    @field_validator("purposes")
+    @classmethod
+    def _purposes(cls, value: list[str]) -> list[str]:
+        bad = [p for p in value if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,62}$", p)]
+        if bad:
+            raise ValueError(f"purposes must be lowercase codes (see {', '.join(bad)})")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: list[str]) -> list[str]:
+        bad = [f for f in value if f != "*" and not re.match(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$", f)]
+        if bad:
+            raise ValueError(f"fields are names or dotted paths, or '*' (see {', '.join(bad)})")
+        return value
+
+    @model_validator(mode="after")
+    def _period(self) -> GrantCreate:
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        return self
+
+
+class GrantUpdate(SQLModel):
+    """Changing terms sends an approved grant back to `requested`."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    versions: list[str] | None = None
+    purposes: list[str] | None = None
+    fields: list[str] | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    description: Text | None = None
+
+
+class GrantDecision(SQLModel):
+    """Approve, or refuse with a written reason and its legal basis."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    decision: Literal["approve", "refuse"]
+    reason: Text | None = None
+    legal_basis: Text | None = None
+
+    @model_validator(mode="after")
+    def _refusal_is_reasoned(self) -> GrantDecision:
+        if self.decision == "refuse" and not (
+            self.reason and self.reason.strip() and self.legal_basis and self.legal_basis.strip()
+        ):
+            raise ValueError("a refusal must carry a reason and a legal basis")
+        return self
+
+
+class GrantPublic(GrantBase):
+    id: int
+    status: GrantStatus
+    reason: str | None
+    legal_basis: str | None
+    requested_by: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    created_at: datetime
+
+
+class Grant(GrantBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    status: GrantStatus = GrantStatus.REQUESTED
+    reason: str | None = None
+    legal_basis: str | None = None
+    requested_by: str | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# ---------------------------------------------------------------- principals (management keys)
+
+
+class PrincipalBase(SQLModel):
+    name: Slug = Field(index=True, unique=True, max_length=63)
+    role: Role
+    agency_code: AgencyCode | None = Field(default=None, foreign_key="agency.code", max_length=20)
+
+
+class PrincipalCreate(PrincipalBase):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _integrators_have_an_agency(self) -> PrincipalCreate:
+        if self.role is Role.INTEGRATOR and not self.agency_code:
+            raise ValueError("an integrator belongs to an agency: set agency_code")
+        return self
+
+
+class PrincipalPublic(PrincipalBase):
+    id: int
+    key_id: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class PrincipalIssued(PrincipalPublic):
+    key: str  # shown once
+
+
+class Principal(PrincipalBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    key_id: str = Field(index=True, unique=True, max_length=32)
+    key_hash: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+# ---------------------------------------------------------------- change detection
+
+
+class RegistryState(SQLModel, table=True):
+    """One row whose revision every change bumps, so each replica knows when to reload."""
+
+    id: int = Field(default=1, primary_key=True)
+    revision: int = 0
