@@ -33,7 +33,7 @@ class Connector(Protocol):
     name: str
 
     async def call(self, request: UpstreamRequest) -> UpstreamResponse:
-        """Send the request (with retries where safe); raise a ConnectorError subclass on failure."""
+        """Send the request (retrying where safe); raise a ConnectorError subclass on failure."""
         ...
 
     async def aclose(self) -> None: ...

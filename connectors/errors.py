@@ -4,14 +4,22 @@
     ├── Transient                  a retry may help
     │   ├── UpstreamUnavailable    connection refused/reset, DNS           -> 502
     │   ├── UpstreamTimeout        connect or read timeout                 -> 504
-    │   └── UpstreamOverloaded     503, 429 (Retry-After honoured), 502/504 from the provider -> 503/502/504
+    │   └── UpstreamOverloaded     503, 429 (Retry-After honoured), 502/504 from the provider
+    │                                                                      -> 503/502/504
     └── Terminal                   a retry will not help
         ├── UpstreamBadResponse    garbage, wrong content type, invalid XML/JSON -> 502
         ├── UpstreamAuthFailed     the provider refused the hub's credentials     -> 502
         ├── ProviderRejected       the provider answered 4xx about the request    -> same 4xx
-        └── SoapFault              a SOAP fault; its code maps to a status         -> mapped
+        ├── SoapFault              a SOAP fault; its code maps to a status         -> mapped
+        └── RequestNotMappable     the request cannot be put in the provider's format
+                                   (a JSON key that is not an XML name); nothing sent -> 400
 The gateway maps each class to an HTTP status (gateway/problems.py); the retry policy reads only
-the Transient/Terminal marker.
+the Transient/Terminal marker, plus `request_sent`: a failure raised before any byte of the
+request left the hub (connection refused, connect timeout, token endpoint down) is safe to retry
+even for a route that is not idempotent.
+
+Messages reach consumers: they say which side failed (the provider, the token endpoint), the
+status and what was wrong, never a secret nor a host name inside the province's network.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ class ConnectorError(Exception):
         provider_status: int | None = None,
         retry_after: float | None = None,
         body: Any = None,
+        request_sent: bool = True,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -36,6 +45,11 @@ class ConnectorError(Exception):
         self.retry_after = retry_after
         self.body = body  # what the provider said, when it said something parseable
         self.attempts = 1  # set by the retry loop to the number of attempts made
+        self.request_sent = request_sent  # False: the provider certainly never saw the request
+
+    def __repr__(self) -> str:
+        status = f", provider_status={self.provider_status}" if self.provider_status else ""
+        return f"{type(self).__name__}({self.detail!r}{status}, attempts={self.attempts})"
 
 
 class Transient(ConnectorError):
@@ -75,3 +89,7 @@ class SoapFault(Terminal):
         super().__init__(detail, **kwargs)
         self.code = code  # e.g. "soap:Client" or the provider's detail code
         self.status = status  # HTTP status the gateway answers with
+
+
+class RequestNotMappable(Terminal):
+    """The consumer's request cannot be expressed in the provider's format; nothing was sent."""

@@ -31,7 +31,9 @@ def hash_secret(secret: str, *, pepper: str) -> str:
 def issue_key(*, pepper: str) -> IssuedKey:
     key_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
     secret = secrets.token_urlsafe(32)
-    return IssuedKey(key_id=key_id, key=f"lgsp_{key_id}.{secret}", key_hash=hash_secret(secret, pepper=pepper))
+    return IssuedKey(
+        key_id=key_id, key=f"lgsp_{key_id}.{secret}", key_hash=hash_secret(secret, pepper=pepper)
+    )
 
 
 def parse_key(key: str) -> tuple[str, str] | None:

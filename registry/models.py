@@ -7,10 +7,10 @@ grants (sharing agreements), and principals (management keys with a role).
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -31,6 +31,15 @@ from registry.types import (
     utcnow,
 )
 from schemas.checks import check_schema
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Naive datetimes are taken as UTC, so naive and aware values compare (and store) alike."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 PATH_TEMPLATE_RE = re.compile(r"^(/(?:[A-Za-z0-9._~-]+|\{[a-z_][a-z0-9_]*\}))*/?$")
 XML_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -204,6 +213,7 @@ class Route(BaseModel):
     params_schema: dict[str, Any] | None = None  # path + query parameters as one object
     request_schema: dict[str, Any] | None = None
     response_schema: dict[str, Any] | None = None
+    request_id_field: str | None = None  # body field set to the exchange's request id (MaYeuCau)
     idempotent: bool | None = None  # default: GET, PUT, DELETE yes; POST, PATCH no
     subject_pointer: JsonPointer | None = None  # overrides the service's
 
@@ -270,11 +280,18 @@ class ServiceCreate(ServiceBase):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
     routes: list[Route] = Field(min_length=1)
 
+    @field_validator("routes")
+    @classmethod
+    def _unique_routes(cls, value: list[Route]) -> list[Route]:
+        _check_routes(value)
+        return value
+
     @model_validator(mode="after")
-    def _unique_routes(self) -> ServiceCreate:
-        _check_routes(self.routes)
-        if self.personal_data and not self.subject_pointer and not all(
-            r.subject_pointer for r in self.routes
+    def _subject_known(self) -> ServiceCreate:
+        if (
+            self.personal_data
+            and not self.subject_pointer
+            and not all(r.subject_pointer for r in self.routes)
         ):
             raise ValueError("a service with personal data needs subject_pointer")
         return self
@@ -290,11 +307,12 @@ class ServiceUpdate(SQLModel):
     subject_pointer: JsonPointer | None = None
     routes: list[Route] | None = Field(default=None, min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_routes(self) -> ServiceUpdate:
-        if self.routes is not None:
-            _check_routes(self.routes)
-        return self
+    @field_validator("routes")
+    @classmethod
+    def _unique_routes(cls, value: list[Route] | None) -> list[Route] | None:
+        if value is not None:
+            _check_routes(value)
+        return value
 
 
 class ServicePublic(ServiceBase):
@@ -346,7 +364,7 @@ class Consumer(ConsumerBase, table=True):
 class ApiKeyCreate(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
     label: str = Field(default="", max_length=100)
-    expires_at: datetime | None = None
+    expires_at: UtcDatetime | None = None
 
 
 class ApiKeyPublic(SQLModel):
@@ -388,6 +406,8 @@ class GrantBase(SQLModel):
 
 class GrantCreate(GrantBase):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    valid_from: UtcDatetime | None = None
+    valid_until: UtcDatetime | None = None
 
     @field_validator("versions")
     @classmethod
@@ -408,7 +428,9 @@ class GrantCreate(GrantBase):
     @field_validator("fields")
     @classmethod
     def _fields(cls, value: list[str]) -> list[str]:
-        bad = [f for f in value if f != "*" and not re.match(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$", f)]
+        bad = [
+            f for f in value if f != "*" and not re.match(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$", f)
+        ]
         if bad:
             raise ValueError(f"fields are names or dotted paths, or '*' (see {', '.join(bad)})")
         return value
@@ -427,8 +449,8 @@ class GrantUpdate(SQLModel):
     versions: list[str] | None = None
     purposes: list[str] | None = None
     fields: list[str] | None = None
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: UtcDatetime | None = None
+    valid_until: UtcDatetime | None = None
     description: Text | None = None
 
 
@@ -461,6 +483,9 @@ class GrantPublic(GrantBase):
 
 
 class Grant(GrantBase, table=True):
+    # One agreement per consumer and service (its versions list covers several versions), so
+    # manifests can name a grant by (consumer, service).
+    __table_args__ = (UniqueConstraint("consumer", "service"),)
     id: int | None = Field(default=None, primary_key=True)
     status: GrantStatus = GrantStatus.REQUESTED
     reason: str | None = None

@@ -1,1 +1,1 @@
-"""JSON Schema checks shared by the registry and the data plane (the full schema registry comes later)."""
+"""JSON Schema checks shared by the registry and the data plane."""

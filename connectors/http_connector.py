@@ -1,0 +1,136 @@
+"""The request cycle shared by connectors that speak HTTP: headers, auth, retries, one pool.
+
+A kind (rest, soap) says how to turn an UpstreamRequest into an HTTP request (`prepare`, once per
+call, outside the retry loop) and how to read the provider's answer (`interpret`, which raises a
+ConnectorError for anything but a usable answer). Everything else happens here, once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+
+from connectors.auth import build_auth
+from connectors.base import UpstreamRequest, UpstreamResponse
+from connectors.config import HttpConfig
+from connectors.http import Reply, build_client, send
+from connectors.retry import Retrier
+from registry.types import AuthType, ConnectorKind
+
+# Provider headers worth handing back to the consumer; the rest (Server, Set-Cookie, Location
+# pointing inside the province's network) stays here.
+FORWARDED_REPLY_HEADERS = (
+    "cache-control",
+    "content-language",
+    "etag",
+    "expires",
+    "last-modified",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a kind of connector can do, declared as data for the factory and the catalogue."""
+
+    protocol: str
+    upstream_formats: tuple[str, ...]
+    auth_types: tuple[AuthType, ...] = tuple(AuthType)
+    soap_versions: tuple[str, ...] = ()
+    streaming: bool = False
+
+
+@dataclass(slots=True)
+class Prepared:
+    """The HTTP request a call becomes, built once and re-sent on each attempt."""
+
+    method: str
+    url: str
+    params: tuple[tuple[str, str], ...] | None
+    content: bytes | None
+    headers: dict[str, str]
+
+
+def reply_headers(headers: httpx.Headers) -> dict[str, str]:
+    return {name: headers[name] for name in FORWARDED_REPLY_HEADERS if name in headers}
+
+
+class HttpConnector(ABC):
+    """A provider reached over HTTP, with one pooled client for its lifetime."""
+
+    kind: ClassVar[ConnectorKind]
+    capabilities: ClassVar[Capabilities]
+    accept: str
+
+    def __init__(self, config: HttpConfig) -> None:
+        self.name = config.name
+        self.config = config
+        self.label = "the provider"  # messages reach consumers: no internal host names
+        self._client = build_client(config.client)
+        self._auth = build_auth(config.auth)
+        self._retrier = Retrier(config.retry)
+        headers = {"accept": self.accept}
+        headers.update({k.lower(): v for k, v in config.options.headers.items()})
+        headers.update(self._auth.static_headers)
+        self._base_headers: Mapping[str, str] = headers
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} name={self.name!r} base_url={self.config.base_url!r} "
+            f"auth={self.config.auth.type.value}>"
+        )
+
+    @abstractmethod
+    def prepare(self, request: UpstreamRequest) -> Prepared:
+        """The HTTP request for this call (may raise RequestNotMappable)."""
+
+    @abstractmethod
+    def interpret(self, reply: Reply, request: UpstreamRequest) -> Any:
+        """The JSON body for the consumer, or raise the ConnectorError the reply amounts to."""
+
+    def headers_for(self, request: UpstreamRequest, extra: Mapping[str, str]) -> dict[str, str]:
+        """The consumer-side headers passed through, then ours (ours win, case-insensitively)."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers.update(self._base_headers)
+        headers.update(extra)
+        return headers
+
+    async def call(self, request: UpstreamRequest) -> UpstreamResponse:
+        prepared = self.prepare(request)
+
+        async def attempt() -> tuple[Reply, Any]:
+            reply = await self._exchange(prepared)
+            return reply, self.interpret(reply, request)
+
+        (reply, body), attempts = await self._retrier.run(
+            attempt, idempotent=request.route.is_idempotent
+        )
+        return UpstreamResponse(reply.status, body, attempts, reply_headers(reply.headers))
+
+    async def _exchange(self, prepared: Prepared) -> Reply:
+        auth = await self._auth.headers(self._client)
+        reply = await self._send(prepared, auth)
+        if reply.status == 401 and self._auth.refreshable:
+            # The cached token may have been revoked or expired early: one fresh token, one retry.
+            self._auth.invalidate(auth)
+            reply = await self._send(prepared, await self._auth.headers(self._client))
+        return reply
+
+    async def _send(self, prepared: Prepared, auth: Mapping[str, str]) -> Reply:
+        headers = {**prepared.headers, **auth} if auth else prepared.headers
+        http_request = self._client.build_request(
+            prepared.method,
+            prepared.url,
+            params=prepared.params,
+            content=prepared.content,
+            headers=headers,
+        )
+        return await send(
+            self._client, http_request, label=self.label, max_body=self.config.max_body
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

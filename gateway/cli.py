@@ -1,0 +1,138 @@
+"""`lgsp`: run the hub, the demo and the simulators; apply and export manifests."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.settings import Settings
+
+    Settings()  # fail fast, before forking workers, on a bad configuration
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(
+        data_dir=Path(args.data_dir),
+        hub_port=args.port,
+        host=args.host,
+        sim_port_base=args.sim_port_base,
+    )
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    # Simulators are never imported by the hub itself; only this command loads them.
+    from simulators.runner import serve
+
+    serve(args.name, host=args.host, port=args.port)
+    return 0
+
+
+def _hub_and_key(args: argparse.Namespace) -> tuple[str, str]:
+    key = args.key or os.environ.get("LGSP_KEY")
+    if not key:
+        print("lgsp: give a management key with --key or LGSP_KEY", file=sys.stderr)
+        raise SystemExit(2)
+    return args.hub.rstrip("/"), key
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from gateway.manifest_client import apply
+
+    hub, key = _hub_and_key(args)
+    return apply(hub_url=hub, key=key, path=Path(args.file), dry_run=args.dry_run, out=sys.stdout)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from gateway.manifest_client import export
+
+    hub, key = _hub_and_key(args)
+    if args.output == "-":
+        return export(hub_url=hub, key=key, out=sys.stdout)
+    with open(args.output, "w", encoding="utf-8") as out:
+        return export(hub_url=hub, key=key, out=out)
+
+
+def _gen_key(_: argparse.Namespace) -> int:
+    from registry.keys import issue_key
+
+    print(issue_key(pepper="unused").key)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lgsp", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the hub (settings from LGSP_* variables)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1, help="processes (one per core)")
+    serve.set_defaults(func=_serve)
+
+    demo = commands.add_parser("demo", help="the hub on SQLite with the simulated systems")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--data-dir", default="var/demo")
+    demo.add_argument(
+        "--sim-port-base",
+        type=int,
+        default=8101,
+        help="first of four consecutive ports for the simulators (population, dossier, "
+        "civil status, portal)",
+    )
+    demo.set_defaults(func=_demo)
+
+    simulate = commands.add_parser("simulate", help="run one simulated system on its own")
+    simulate.add_argument("name", choices=["population", "dossier", "civil-status", "portal"])
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, required=True)
+    simulate.set_defaults(func=_simulate)
+
+    for name, func, text in (
+        ("apply", _apply, "apply a manifest (idempotent)"),
+        ("export", _export, "write the registry as a manifest"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--hub", default=os.environ.get("LGSP_HUB_URL", "http://127.0.0.1:8080"))
+        sub.add_argument("--key", default=None, help="management key (or LGSP_KEY)")
+        if name == "apply":
+            sub.add_argument("-f", "--file", required=True)
+            sub.add_argument("--dry-run", action="store_true", help="print the diff only")
+        else:
+            sub.add_argument("-o", "--output", default="-")
+        sub.set_defaults(func=func)
+
+    gen = commands.add_parser("gen-key", help="print a new key for LGSP_BOOTSTRAP_ADMIN_KEY")
+    gen.set_defaults(func=_gen_key)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""Alembic environment: the hub's migrations run on the connection gateway.migrate hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import audit.records  # noqa: F401 - registers its tables on the metadata
+import registry.models  # noqa: F401
+
+connection = context.config.attributes.get("connection")
+if connection is None:  # `alembic revision --autogenerate` from a developer's shell
+    from gateway.db import make_engine
+    from gateway.settings import Settings
+
+    engine = make_engine(Settings().database_url)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=SQLModel.metadata,
+            render_as_batch=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+else:
+    context.configure(
+        connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True
+    )
+    with context.begin_transaction():
+        context.run_migrations()

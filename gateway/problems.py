@@ -1,0 +1,56 @@
+"""RFC 9457 problem responses: one shape for every error the hub answers, never a stack trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+PROBLEM_TYPE_BASE = "https://lgsp.laichau.gov.vn/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """Raise anywhere in the gateway to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        title: str,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind  # last segment of the type URI, e.g. "schema-violation"
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def document(self, request_id: str | None) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "type": PROBLEM_TYPE_BASE + self.kind,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if request_id:
+            doc["request_id"] = request_id
+        if self.errors is not None:
+            doc["errors"] = self.errors
+        doc.update(self.extra)
+        return doc
+
+    def body(self, request_id: str | None) -> bytes:
+        return orjson.dumps(self.document(request_id))
+
+
+def pointer(path: list[str | int] | tuple[str | int, ...], prefix: str = "") -> str:
+    """A JSON pointer (RFC 6901) from path elements."""
+    return prefix + "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)

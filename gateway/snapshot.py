@@ -1,0 +1,199 @@
+"""The registry as the data plane sees it: in memory, compiled, rebuilt when the revision moves.
+
+The hot path never queries the database for the registry: keys, services, routes, grants and
+compiled validators come from an immutable snapshot, swapped whole when any replica changes the
+registry (the revision row), so a request sees one consistent registry from start to end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema_rs
+import orjson
+from sqlmodel import Session, select
+
+from connectors.base import Connector
+from gateway.projection import FieldTree, compile_fields
+from registry.models import ApiKey, Consumer, Grant, Route, Service
+from registry.models import Connector as ConnectorRow
+from registry.revision import current
+from registry.types import GrantStatus, ServiceStatus
+
+Validator = Any  # a compiled jsonschema_rs validator
+
+
+class ValidatorCache:
+    """Compiled validators keyed by schema content, kept across snapshots."""
+
+    def __init__(self) -> None:
+        self._cache: dict[bytes, Validator] = {}
+
+    def get(self, schema: dict[str, Any] | None) -> Validator | None:
+        if schema is None:
+            return None
+        key = hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).digest()
+        validator = self._cache.get(key)
+        if validator is None:
+            validator = jsonschema_rs.validator_for(schema)
+            self._cache[key] = validator
+        return validator
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRoute:
+    route: Route
+    label: str  # "POST /cong-dan/xac-thuc", as recorded in the audit log
+    pattern: re.Pattern[str]
+    params: Validator | None
+    request: Validator | None
+    response: Validator | None
+    subject_pointer: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceEntry:
+    name: str
+    version: str
+    status: ServiceStatus
+    agency_code: str
+    personal_data: bool
+    connector: Connector
+    routes: tuple[CompiledRoute, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    key_hash: str
+    consumer: str
+    agency_code: str
+    expires_at: datetime | None
+    revoked: bool
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GrantEntry:
+    id: int
+    status: GrantStatus
+    versions: frozenset[str]
+    purposes: frozenset[str]
+    fields: FieldTree | None
+    valid_from: datetime | None
+    valid_until: datetime | None
+    reason: str | None
+    legal_basis: str | None
+
+    def covers(self, version: str) -> bool:
+        return "*" in self.versions or version in self.versions
+
+    def in_force(self, now: datetime) -> bool:
+        return (self.valid_from is None or self.valid_from <= now) and (
+            self.valid_until is None or now < self.valid_until
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    revision: int
+    keys: dict[str, KeyEntry] = field(default_factory=dict)
+    services: dict[tuple[str, str], ServiceEntry] = field(default_factory=dict)
+    grants: dict[tuple[str, str], tuple[GrantEntry, ...]] = field(default_factory=dict)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; the registry stores UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def compile_path(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[a-z_][a-z0-9_]*\})", template)
+    regex = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
+    return re.compile(f"^{regex}$")
+
+
+def connector_fingerprint(row: ConnectorRow) -> str:
+    """Changes whenever anything that shapes the connector's client changes."""
+    data = row.model_dump(mode="json")
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def load(
+    session: Session,
+    *,
+    validators: ValidatorCache,
+    connectors: dict[str, Connector],
+) -> Snapshot:
+    """Read the registry; `connectors` maps connector names to live connectors already built."""
+    revision = current(session)
+    consumers = {c.id: c for c in session.exec(select(Consumer))}
+    keys: dict[str, KeyEntry] = {}
+    for key in session.exec(select(ApiKey)):
+        consumer = consumers.get(key.consumer_id)
+        if consumer is None:
+            continue
+        keys[key.key_id] = KeyEntry(
+            key_hash=key.key_hash,
+            consumer=consumer.name,
+            agency_code=consumer.agency_code,
+            expires_at=_aware(key.expires_at),
+            revoked=key.revoked_at is not None,
+            active=consumer.active,
+        )
+
+    services: dict[tuple[str, str], ServiceEntry] = {}
+    for svc in session.exec(select(Service)):
+        connector = connectors.get(svc.connector)
+        if connector is None or svc.status in (ServiceStatus.DRAFT, ServiceStatus.RETIRED):
+            continue
+        routes = []
+        for route in svc.route_models():
+            routes.append(
+                CompiledRoute(
+                    route=route,
+                    label=f"{route.method.value} {route.path}",
+                    pattern=compile_path(route.path),
+                    params=validators.get(route.params_schema),
+                    request=validators.get(route.request_schema),
+                    response=validators.get(route.response_schema),
+                    subject_pointer=route.subject_pointer or svc.subject_pointer,
+                )
+            )
+        services[(svc.name, svc.version)] = ServiceEntry(
+            name=svc.name,
+            version=svc.version,
+            status=svc.status,
+            agency_code=svc.agency_code,
+            personal_data=svc.personal_data,
+            connector=connector,
+            routes=tuple(routes),
+        )
+
+    grants: dict[tuple[str, str], list[GrantEntry]] = {}
+    for grant in session.exec(select(Grant)):
+        assert grant.id is not None
+        grants.setdefault((grant.consumer, grant.service), []).append(
+            GrantEntry(
+                id=grant.id,
+                status=grant.status,
+                versions=frozenset(grant.versions),
+                purposes=frozenset(grant.purposes),
+                fields=compile_fields(grant.fields),
+                valid_from=_aware(grant.valid_from),
+                valid_until=_aware(grant.valid_until),
+                reason=grant.reason,
+                legal_basis=grant.legal_basis,
+            )
+        )
+    return Snapshot(
+        revision=revision,
+        keys=keys,
+        services=services,
+        grants={k: tuple(v) for k, v in grants.items()},
+    )

@@ -1,0 +1,69 @@
+"""Small pure pieces of the gateway: trace context, request ids, path templates, keys, settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.dataplane import _trace, _valid_request_id
+from gateway.settings import Settings
+from gateway.snapshot import compile_path
+from registry import keys
+
+
+def test_traceparent_is_continued_with_a_new_span():
+    trace_id, sent = _trace("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    assert trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    version, trace, span, flags = sent.split("-")
+    assert (version, trace, flags) == ("00", trace_id, "01")
+    assert span != "00f067aa0ba902b7" and len(span) == 16
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        "",
+        "garbage",
+        "00-XYZ-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    ],
+)
+def test_invalid_traceparent_starts_a_new_trace(bad):
+    trace_id, sent = _trace(bad)
+    assert len(trace_id) == 32 and sent.startswith(f"00-{trace_id}-")
+
+
+def test_request_ids():
+    assert _valid_request_id("req-1")
+    assert not _valid_request_id("")
+    assert not _valid_request_id("x" * 129)
+    assert not _valid_request_id("bad\nid")
+    assert not _valid_request_id("không-ascii")
+
+
+def test_path_templates():
+    pattern = compile_path("/cong-dan/{so_dinh_danh}/ho-so/{ma}")
+    match = pattern.match("/cong-dan/012090001234/ho-so/H12.99")
+    assert match and match.groupdict() == {"so_dinh_danh": "012090001234", "ma": "H12.99"}
+    assert pattern.match("/cong-dan/a/b/ho-so/c") is None  # a parameter is one segment
+    assert compile_path("/a.b").match("/aXb") is None  # literal dots stay literal
+
+
+def test_keys_round_trip_and_compare():
+    issued = keys.issue_key(pepper="p")
+    key_id, secret = keys.parse_key(issued.key)  # type: ignore[misc]
+    assert key_id == issued.key_id
+    assert keys.secret_matches(secret, issued.key_hash, pepper="p")
+    assert not keys.secret_matches(secret, issued.key_hash, pepper="other")
+    assert issued.key not in issued.key_hash and secret not in issued.key_hash
+    assert keys.parse_key("lgsp_short.x") is None
+
+
+def test_settings_refuse_default_secrets_outside_development(monkeypatch):
+    with pytest.raises(ValueError, match="LGSP_KEY_PEPPER"):
+        Settings(environment="production", subject_hmac_key="s" * 40)
+    with pytest.raises(ValueError, match="LGSP_SUBJECT_HMAC_KEY"):
+        Settings(environment="production", key_pepper="k" * 40, subject_hmac_key="short")
+    ok = Settings(environment="production", key_pepper="k" * 40, subject_hmac_key="s" * 40)
+    assert ok.environment == "production"
