@@ -8,6 +8,7 @@ answer. Every call, refused or not, leaves one exchange record, committed before
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -31,6 +32,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 MAX_ERRORS = 50
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -136,8 +139,11 @@ def _connector_problem(exc: ce.ConnectorError, connector: str) -> Problem:
         extra["provider_status"] = exc.provider_status
     if isinstance(exc, ce.RequestNotMappable):
         return Problem(
-            400, "request-not-mappable", "The request cannot be sent to the provider",
-            f"{connector}: {exc.detail}", extra=extra,
+            400,
+            "request-not-mappable",
+            "The request cannot be sent to the provider",
+            f"{connector}: {exc.detail}",
+            extra=extra,
         )
     if isinstance(exc, ce.SoapFault):
         extra["fault"] = exc.body
@@ -259,6 +265,18 @@ class DataPlane:
             content_type = PROBLEM_CONTENT_TYPE.encode()
             exchange.error = exchange.error or problem.detail
             extra_headers = [(k.encode(), v.encode()) for k, v in problem.headers.items()]
+        except Exception as exc:  # a defect: answer a problem, record it, never a bare 500
+            log.exception("data plane failure on %s %s", scope["method"], scope["path"])
+            failure = Problem(
+                500,
+                "internal-error",
+                "Internal error",
+                "the hub failed to handle this exchange; quote its request id to the operator",
+            )
+            status, body = failure.status, failure.body(request_id)
+            content_type = PROBLEM_CONTENT_TYPE.encode()
+            exchange.error = f"internal: {type(exc).__name__}"
+            extra_headers = []
         try:
             await self.runtime.writer.write(exchange.record(status, body))
         except AuditUnavailable:
@@ -290,26 +308,39 @@ class DataPlane:
         traceparent: str,
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         snapshot = self.runtime.snapshot
+        # The target is recorded even for calls refused before it is looked up.
+        parts = scope["path"][5:].split("/", 2)  # after "/api/"
+        name = parts[0]
+        version = parts[1] if len(parts) > 1 else ""
+        rest = "/" + parts[2] if len(parts) == 3 else "/"
+        exchange.service, exchange.version = name[:63] or None, version[:8] or None
         key = self._authenticate(headers, snapshot.keys, exchange)
-        service, route, path_params = self._locate(scope, snapshot.services, exchange)
+        service, route, path_params = self._locate(
+            scope["method"], name, version, rest, snapshot.services, exchange
+        )
         grant = self._authorise(
             snapshot.grants.get((key.consumer, service.name), ()), service, exchange
         )
-        purpose = headers.get("x-purpose")
-        exchange.purpose = purpose[:63] if purpose else None
-        if service.personal_data:
-            self._check_purpose(purpose, grant)
-
         method = scope["method"]
         raw = await self._read_body(scope, receive, headers, method)
         exchange.request_body = raw
         body = self._parse_body(raw, headers, method, route)
         query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        # Whose data is asked for is known before any later refusal, so that a data subject
+        # learns of refused attempts on their data too.
+        if route.subject_pointer:
+            document = {"path": path_params, "query": dict(query), "body": body}
+            subject = resolve_pointer(document, route.subject_pointer)
+            if isinstance(subject, str | int) and str(subject).strip():
+                exchange.subject_hash = self.runtime.subject_hash(str(subject))
+        purpose = headers.get("x-purpose")
+        exchange.purpose = purpose[:63] if purpose else None
+        if service.personal_data:
+            self._check_purpose(purpose, grant)
+
         errors: list[dict[str, str]] = []
         if route.params is not None:
-            params: dict[str, Any] = {}
-            for name, value in query:
-                params[name] = value
+            params: dict[str, Any] = dict(query)
             params.update(path_params)
             errors += _schema_errors(route.params, params, "/params")
         if route.request is not None:
@@ -322,11 +353,6 @@ class DataPlane:
                 f"{len(errors)} error{'s' if len(errors) > 1 else ''} in the request",
                 errors=errors,
             )
-        if route.subject_pointer:
-            document = {"path": path_params, "query": dict(query), "body": body}
-            subject = resolve_pointer(document, route.subject_pointer)
-            if isinstance(subject, str | int) and str(subject).strip():
-                exchange.subject_hash = self.runtime.subject_hash(str(subject))
 
         field = route.route.request_id_field
         if field and isinstance(body, dict):
@@ -435,19 +461,17 @@ class DataPlane:
 
     def _locate(
         self,
-        scope: Scope,
+        method: str,
+        name: str,
+        version: str,
+        rest: str,
         services: dict[tuple[str, str], ServiceEntry],
         exchange: Exchange,
     ) -> tuple[ServiceEntry, CompiledRoute, dict[str, str]]:
-        path: str = scope["path"]
-        parts = path[5:].split("/", 2)  # after "/api/"
-        if len(parts) < 2 or not parts[0] or not parts[1]:
+        if not name or not version:
             raise Problem(
                 404, "unknown-service", "Unknown service", "call /api/{service}/{version}/{path}"
             )
-        name, version = parts[0], parts[1]
-        rest = "/" + parts[2] if len(parts) == 3 else "/"
-        exchange.service, exchange.version = name[:63], version[:8]
         service = services.get((name, version))
         if service is None:
             known = sorted(v for (n, v) in services if n == name)
@@ -457,7 +481,6 @@ class DataPlane:
                 else f"no published service is called {name}"
             )
             raise Problem(404, "unknown-service", "Unknown service or version", detail)
-        method = scope["method"]
         allowed: list[str] = []
         for route in service.routes:
             match = route.pattern.match(rest)

@@ -20,7 +20,9 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -34,4 +36,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    # hide_parameters: a failing statement's values (a connector's secret) never reach a log.
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, hide_parameters=True
+    )

@@ -8,11 +8,11 @@ import hashlib
 import hmac
 import logging
 
-from connectors.factory import create_connector
 from sqlmodel import Session, select
 
 from audit.writer import AuditWriter
 from connectors.base import Connector
+from connectors.factory import create_connector
 from gateway.db import make_engine
 from gateway.migrate import migrate
 from gateway.settings import Settings

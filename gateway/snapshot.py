@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import jsonschema_rs
 import orjson
 from sqlmodel import Session, select
 
@@ -23,6 +22,7 @@ from registry.models import ApiKey, Consumer, Grant, Route, Service
 from registry.models import Connector as ConnectorRow
 from registry.revision import current
 from registry.types import GrantStatus, ServiceStatus
+from schemas.checks import compile_validator
 
 Validator = Any  # a compiled jsonschema_rs validator
 
@@ -39,7 +39,7 @@ class ValidatorCache:
         key = hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).digest()
         validator = self._cache.get(key)
         if validator is None:
-            validator = jsonschema_rs.validator_for(schema)
+            validator = compile_validator(schema)
             self._cache[key] = validator
         return validator
 

@@ -104,9 +104,13 @@ def _with_secret(raw: dict[str, Any], existing: Connector | None) -> dict[str, A
             f"the secret reference {secret} was not resolved: the client resolves "
             "{env: NAME} from its environment before sending (lgsp apply does)",
         )
-    if "secret" not in auth and existing is not None and existing.secret is not None:
-        if auth.get("type", "none") == existing.auth_params.get("type"):
-            return {**raw, "auth": {**auth, "secret": existing.secret}}
+    if (
+        "secret" not in auth
+        and existing is not None
+        and existing.secret is not None
+        and auth.get("type", "none") == existing.auth_params.get("type")
+    ):
+        return {**raw, "auth": {**auth, "secret": existing.secret}}
     return raw
 
 
@@ -189,9 +193,7 @@ STEPS: Sequence[tuple[str, Apply, Callable[[dict[str, Any]], str]]] = (
 )
 
 
-def apply_manifest(
-    *, session: Session, manifest: Manifest, caller: access.Caller
-) -> list[Outcome]:
+def apply_manifest(*, session: Session, manifest: Manifest, caller: access.Caller) -> list[Outcome]:
     """Apply every object in dependency order; the first refusal points into the manifest.
 
     Nothing is committed here: the caller commits (or rolls back a dry run, or a refusal).

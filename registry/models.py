@@ -10,7 +10,14 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -31,6 +38,7 @@ from registry.types import (
     utcnow,
 )
 from schemas.checks import check_schema
+
 
 def _utc(value: datetime | None) -> datetime | None:
     """Naive datetimes are taken as UTC, so naive and aware values compare (and store) alike."""

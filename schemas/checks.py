@@ -1,4 +1,8 @@
-"""Is a document a valid JSON Schema? (draft 2020-12 unless it names draft-07)."""
+"""Is a document a valid JSON Schema, and its compiled validator (draft 2020-12 or draft-07).
+
+Schemas are compiled without ever touching the network: a `$ref` to a remote document is
+refused, so registering a schema cannot make the hub fetch a URL (no SSRF, no hang).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,28 @@ from typing import Any
 import jsonschema
 import jsonschema.exceptions
 import jsonschema.validators
+import jsonschema_rs
 
 KNOWN_DRAFTS = {
     "https://json-schema.org/draft/2020-12/schema",
     "http://json-schema.org/draft-07/schema#",
     "http://json-schema.org/draft-07/schema",
 }
+
+
+class RemoteReferenceRefused(ValueError):
+    pass
+
+
+def _refuse_remote(uri: str) -> Any:
+    raise RemoteReferenceRefused(
+        f"remote reference {uri} is not allowed: a schema may only refer inside itself"
+    )
+
+
+def compile_validator(schema: dict[str, Any]) -> Any:
+    """The compiled (jsonschema-rs) validator the data plane uses."""
+    return jsonschema_rs.validator_for(schema, retriever=_refuse_remote)
 
 
 def check_schema(schema: dict[str, Any]) -> None:
@@ -28,10 +48,8 @@ def check_schema(schema: dict[str, Any]) -> None:
     except jsonschema.exceptions.SchemaError as exc:
         where = "/" + "/".join(str(p) for p in exc.path)
         raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
-    # The data plane compiles with jsonschema-rs; a schema it cannot compile is refused here too.
-    import jsonschema_rs
-
     try:
-        jsonschema_rs.validator_for(schema)
+        compile_validator(schema)
     except (ValueError, jsonschema_rs.ValidationError) as exc:
-        raise ValueError(f"schema cannot be compiled: {exc}") from None
+        message = str(exc).split("\n", 1)[0]
+        raise ValueError(f"schema cannot be compiled: {message}") from None

@@ -134,9 +134,7 @@ def create_app(
     store = _Store()
     log = RequestLog()
     hub = (
-        _HubSettings(hub_url, hub_api_key, purpose, verify_service, officer_id)
-        if hub_url
-        else None
+        _HubSettings(hub_url, hub_api_key, purpose, verify_service, officer_id) if hub_url else None
     )
     clients: list[httpx.AsyncClient] = []
 

@@ -1,0 +1,17 @@
+"""The management API under /admin: registry objects, principals and manifests."""
+
+from fastapi import APIRouter
+
+from gateway.admin import (
+    agencies,
+    connectors,
+    consumers,
+    grants,
+    manifests,
+    principals,
+    services,
+)
+
+router = APIRouter(prefix="/admin")
+for _module in (agencies, connectors, services, consumers, grants, principals, manifests):
+    router.include_router(_module.router)

@@ -112,8 +112,10 @@ def run_demo(
         hub_url = enter(run_in_thread(Hub(settings), host, hub_port))
 
         print(f"LGSP Hub demo: hub on {hub_url}, data in {data_dir}/\n")
-        status = apply(hub_url=hub_url, key=admin, path=manifest, dry_run=False, out=_Quiet())
+        applied = io.StringIO()  # the diff is shown only if something went wrong
+        status = apply(hub_url=hub_url, key=admin, path=manifest, dry_run=False, out=applied)
         if status != 0:
+            print(applied.getvalue())
             print("lgsp demo: the bundled manifest did not apply; see above")
             return status
         with httpx.Client(base_url=hub_url, headers={"X-API-Key": admin}, timeout=10) as hub:
@@ -142,16 +144,6 @@ def run_demo(
         stop.wait()
         print("\nstopping…", flush=True)
     return 0
-
-
-class _Quiet:
-    """Swallow the manifest diff on start; the tour below says what matters."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 def _print_tour(
@@ -192,6 +184,7 @@ def _print_tour(
         )
     )
     lgsp = _lgsp()
+    secrets = "\n".join(f"export {name}='{os.environ[name]}'" for name in DEMO_SECRETS)
     print(f"""Ready. Paste these in another terminal.
 
 # A commune officer submits a dossier; the dossier system verifies the applicant
@@ -212,8 +205,10 @@ export AUDITOR_KEY='{auditor}'
 curl -s "{hub}/audit/exchanges?subject={person.so_dinh_danh}" -H "X-API-Key: $AUDITOR_KEY"
 curl -s "{hub}/audit/exchanges?kind=registry_change&limit=5" -H "X-API-Key: $AUDITOR_KEY"
 
-# Integrator / administrator: the registry as a manifest, and a dry run of the bundled one:
+# Integrator / administrator: the registry as a manifest, and a dry run of the bundled one
+# (its provider credentials are read from the environment, never written in the file):
 export LGSP_KEY='{admin}'
+{secrets}
 {lgsp} export --hub {hub}
 {lgsp} apply --hub {hub} -f {manifest} --dry-run
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.integration.connectors.connector_upstreams import CLIENT_ID, CLIENT_SECRET, Provider, connector_row
 
 from connectors import UpstreamRequest, UpstreamResponse, create_connector
 from connectors.auth import ClientCredentials
 from connectors.errors import UpstreamAuthFailed, UpstreamUnavailable
 from connectors.http_connector import HttpConnector
 from registry.models import Connector, Route
+from tests.integration.connectors.connector_upstreams import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    Provider,
+    connector_row,
+)
 
 
 def oauth_row(provider: Provider, **auth: str) -> Connector:

@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import pytest
-from tests.integration.connectors.connector_upstreams import API_KEY, Provider, connector_row
 
 from connectors import UpstreamRequest, UpstreamResponse, create_connector
 from connectors.config import HttpConfig
@@ -23,6 +22,7 @@ from connectors.errors import (
 )
 from connectors.rest import RestConnector
 from registry.models import Connector, Route
+from tests.integration.connectors.connector_upstreams import API_KEY, Provider, connector_row
 
 
 def request(method: str, path: str, **kw: Any) -> UpstreamRequest:

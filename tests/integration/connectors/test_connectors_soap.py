@@ -7,7 +7,6 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 import pytest
-from tests.integration.connectors.connector_upstreams import SOAP11, SOAP12, Provider, connector_row
 
 from connectors import UpstreamRequest, UpstreamResponse, create_connector
 from connectors.errors import (
@@ -18,6 +17,7 @@ from connectors.errors import (
     UpstreamOverloaded,
 )
 from registry.models import Route
+from tests.integration.connectors.connector_upstreams import SOAP11, SOAP12, Provider, connector_row
 
 NS = "urn:lgsp:dancu"
 

@@ -1,0 +1,150 @@
+"""`lgsp apply` and `lgsp export`: manifests as YAML on disk, JSON on the wire.
+
+Secrets never sit in a manifest: `secret: {env: NAME}` is read from this process's environment
+just before sending. Exit codes: 0 done, 1 the hub refused (its errors are printed with their
+pointers into the manifest), 2 a local problem (unreadable file, missing variable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import yaml
+
+TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+SIGNS = {"create": "+", "update": "~", "unchanged": "="}
+
+
+class LocalError(Exception):
+    """A problem on this side: the manifest cannot be read or its secrets resolved."""
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LocalError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise LocalError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(document, dict):
+        raise LocalError(f"{path} must hold one YAML mapping (apiVersion, kind, agencies, ...)")
+    return document
+
+
+def resolve_secrets(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with every connector's `auth.secret: {env: NAME}` replaced by $NAME."""
+    connectors = document.get("connectors")
+    if not isinstance(connectors, list):
+        return document
+    resolved = []
+    for i, connector in enumerate(connectors):
+        auth = connector.get("auth") if isinstance(connector, dict) else None
+        secret = auth.get("secret") if isinstance(auth, dict) else None
+        if isinstance(auth, dict) and isinstance(secret, dict) and set(secret) == {"env"}:
+            name = str(secret["env"])
+            if name not in os.environ:
+                raise LocalError(
+                    f"/connectors/{i}/auth/secret: environment variable {name} is not set "
+                    f"(it holds the secret of connector {connector.get('name')})"
+                )
+            connector = {**connector, "auth": {**auth, "secret": os.environ[name]}}
+        resolved.append(connector)
+    return {**document, "connectors": resolved}
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime | date):  # YAML timestamps
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} cannot be sent as JSON")
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _print_result(result: dict[str, Any], out: TextIO) -> None:
+    for item in result.get("objects", []):
+        kind, key, action = item["kind"], item["key"], item["action"]
+        changes = item.get("changes") or {}
+        if action == "update" and changes:
+            for name, (old, new) in changes.items():
+                out.write(f"~ {kind} {key}: {name} {_show(old)} -> {_show(new)}\n")
+        else:
+            out.write(f"{SIGNS.get(action, '?')} {kind} {key} ({action})\n")
+    summary = result.get("summary", {})
+    counts = ", ".join(f"{summary.get(a, 0)} {a}" for a in ("create", "update", "unchanged"))
+    if result.get("dry_run"):
+        state = "dry run, nothing applied"
+    else:
+        state = f"applied, registry revision {result.get('revision')}"
+    out.write(f"{counts} ({state})\n")
+    if result.get("note"):
+        out.write(f"note: {result['note']}\n")
+
+
+def _print_problem(answer: httpx.Response, out: TextIO) -> None:
+    try:
+        problem = answer.json()
+    except ValueError:
+        problem = {}
+    if not isinstance(problem, dict):
+        problem = {}
+    title = problem.get("title", f"HTTP {answer.status_code}")
+    out.write(f"error: {title} ({answer.status_code}): {problem.get('detail', answer.text)}\n")
+    for error in problem.get("errors") or []:
+        out.write(f"  {error.get('pointer') or '/'}: {error.get('message')}\n")
+
+
+def _request(method: str, url: str, key: str, **kwargs: Any) -> httpx.Response:
+    headers = {"X-API-Key": key, **kwargs.pop("headers", {})}
+    return httpx.request(method, url, headers=headers, timeout=TIMEOUT, **kwargs)
+
+
+def apply(*, hub_url: str, key: str, path: Path, dry_run: bool, out: TextIO) -> int:
+    """Send the manifest at `path` to the hub and print what changed (or would)."""
+    try:
+        document = resolve_secrets(_read(path))
+        body = json.dumps(document, default=_json_default, ensure_ascii=False).encode()
+    except (LocalError, TypeError) as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    try:
+        answer = _request(
+            "POST",
+            f"{hub_url.rstrip('/')}/admin/apply",
+            key,
+            params={"dry_run": "true" if dry_run else "false"},
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+    except httpx.HTTPError as exc:
+        out.write(f"error: cannot reach the hub at {hub_url}: {exc}\n")
+        return 1
+    if answer.status_code != 200:
+        _print_problem(answer, out)
+        return 1
+    _print_result(answer.json(), out)
+    return 0
+
+
+def export(*, hub_url: str, key: str, out: TextIO) -> int:
+    """Write the hub's registry as a YAML manifest (secrets as {env: ...} references)."""
+    try:
+        answer = _request("GET", f"{hub_url.rstrip('/')}/admin/export", key)
+    except httpx.HTTPError as exc:
+        sys.stderr.write(f"error: cannot reach the hub at {hub_url}: {exc}\n")
+        return 1
+    if answer.status_code != 200:
+        _print_problem(answer, sys.stderr)  # `out` may be the manifest file being written
+        return 1
+    yaml.safe_dump(answer.json(), out, sort_keys=False, allow_unicode=True)
+    return 0

@@ -1,0 +1,158 @@
+"""Connectors: how the hub reaches a provider. Credentials are write-only.
+
+The secret (`auth.secret`) is stored in `Connector.secret`, never returned, and never part of a
+spec or a change record: a change of secret shows as `auth.secret: [(hidden), (changed)]`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+from sqlmodel import Session, col, select
+
+from registry.crud.diff import SECRET_CHANGED, SECRET_HIDDEN, created, diff
+from registry.crud.errors import Conflict, Invalid, NotFound
+from registry.models import (
+    Agency,
+    Connector,
+    ConnectorAuth,
+    ConnectorBase,
+    ConnectorCreate,
+    ConnectorOptions,
+    ConnectorUpdate,
+    RetryPolicy,
+    Service,
+)
+
+MAX_SECRET = 4000
+FIXED = ("agency_code", "kind")  # services depend on them: delete and recreate to change
+AUTH_DEFAULTS = ConnectorAuth().model_dump(mode="json")
+
+
+def spec(connector: Connector) -> dict[str, Any]:
+    """The connector as a manifest writes it, without its secret."""
+    data = ConnectorBase.model_validate(connector, from_attributes=True).model_dump(mode="json")
+    data["auth"] = {
+        field: connector.auth_params.get(field, AUTH_DEFAULTS.get(field))
+        for field in ConnectorAuth.model_fields
+        if field != "secret"
+    }
+    data["options"] = ConnectorOptions.model_validate(connector.options).model_dump(mode="json")
+    data["retry"] = RetryPolicy.model_validate(connector.retry).model_dump(mode="json")
+    return data
+
+
+def _desired(data: ConnectorCreate) -> dict[str, Any]:
+    return data.model_dump(mode="json", exclude={"auth": {"secret"}})
+
+
+def _plain(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def secret_changed(connector: Connector, secret: SecretStr | None) -> bool:
+    """Whether `secret` differs from the stored one (compared in constant time)."""
+    new, old = _plain(secret), connector.secret
+    if new is None or old is None:
+        return new is not old
+    return not hmac.compare_digest(new.encode(), old.encode())
+
+
+def _check(session: Session, data: ConnectorCreate) -> None:
+    secret = _plain(data.auth.secret)
+    if secret is not None and len(secret) > MAX_SECRET:
+        raise Invalid.at("/auth/secret", f"must be at most {MAX_SECRET} characters")
+    if session.get(Agency, data.agency_code) is None:
+        raise Invalid.at("/agency_code", f"there is no agency {data.agency_code}")
+
+
+def _store(connector: Connector, data: ConnectorCreate) -> None:
+    connector.sqlmodel_update(data.model_dump(exclude={"auth", "options", "retry"}))
+    connector.auth_params = data.auth.model_dump(mode="json", exclude={"secret"}, exclude_none=True)
+    connector.secret = _plain(data.auth.secret)
+    connector.options = data.options.model_dump(mode="json")
+    connector.retry = data.retry.model_dump(mode="json")
+
+
+def find_connector(*, session: Session, name: str) -> Connector | None:
+    return session.exec(select(Connector).where(Connector.name == name)).first()
+
+
+def get_connector(*, session: Session, name: str) -> Connector:
+    connector = find_connector(session=session, name=name)
+    if connector is None:
+        raise NotFound.of("connector", name)
+    return connector
+
+
+def list_connectors(*, session: Session, agency_code: str | None = None) -> list[Connector]:
+    query = select(Connector).order_by(col(Connector.name))
+    if agency_code is not None:
+        query = query.where(Connector.agency_code == agency_code)
+    return list(session.exec(query))
+
+
+def create_connector(
+    *, session: Session, data: ConnectorCreate
+) -> tuple[Connector, dict[str, Any]]:
+    if find_connector(session=session, name=data.name) is not None:
+        raise Conflict(f"connector {data.name} already exists")
+    _check(session, data)
+    connector = Connector(
+        name=data.name, agency_code=data.agency_code, kind=data.kind, base_url=data.base_url
+    )
+    _store(connector, data)
+    session.add(connector)
+    session.flush()
+    changes = created(_desired(data))
+    if data.auth.secret is not None:
+        changes["auth.secret"] = [None, SECRET_CHANGED]
+    return connector, changes
+
+
+def replace_connector(
+    *, session: Session, connector: Connector, data: ConnectorCreate
+) -> dict[str, Any]:
+    """Make `connector` match `data` (secret included); the changed fields."""
+    for field in FIXED:
+        if getattr(data, field) != getattr(connector, field):
+            raise Invalid.at(
+                f"/{field}", f"a connector's {field} cannot change; delete and recreate it"
+            )
+    _check(session, data)
+    changes = diff(spec(connector), _desired(data))
+    if secret_changed(connector, data.auth.secret):
+        changes["auth.secret"] = [SECRET_HIDDEN, SECRET_CHANGED]
+    if changes:
+        _store(connector, data)
+        session.add(connector)
+        session.flush()
+    return changes
+
+
+def update_connector(
+    *, session: Session, connector: Connector, data: ConnectorUpdate
+) -> dict[str, Any]:
+    """Apply a PATCH: a given `auth` replaces the whole block; no `auth` keeps the secret."""
+    patch = data.model_dump(exclude_unset=True)
+    merged: dict[str, Any] = {**spec(connector), **patch}
+    if "auth" not in patch:
+        merged["auth"] = {**connector.auth_params, "secret": connector.secret}
+    try:
+        full = ConnectorCreate.model_validate(merged)
+    except ValidationError as exc:
+        raise Invalid.from_validation(exc) from None
+    return replace_connector(session=session, connector=connector, data=full)
+
+
+def delete_connector(*, session: Session, connector: Connector) -> None:
+    services = list(
+        session.exec(select(Service).where(Service.connector == connector.name).limit(6))
+    )
+    if services:
+        named = ", ".join(f"{s.name}/{s.version}" for s in services[:5])
+        raise Conflict(f"connector {connector.name} is still used by services {named}")
+    session.delete(connector)
+    session.flush()

@@ -1,0 +1,158 @@
+"""`lgsp demo` from the outside: run it, paste the commands it prints, check what they answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simulators import citizens
+
+
+def _free_ports(count: int) -> int:
+    """The first of `count` consecutive free loopback ports."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count > 65535:
+            continue
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free port range")
+
+
+def _commands(tour: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """(exported variables, [(comment above, command)]) from the printed tour."""
+    env: dict[str, str] = {}
+    commands: list[tuple[str, str]] = []
+    comment, pending = "", ""
+    for line in tour.splitlines():
+        if pending:
+            pending += "\n" + line
+            if not line.endswith("\\"):
+                commands.append((comment, pending))
+                pending = ""
+            continue
+        if line.startswith("#"):
+            comment = line
+        elif line.startswith("export "):
+            name, value = line[len("export ") :].split("=", 1)
+            env[name] = value.strip("'")
+        elif line.strip() and not line.startswith(("Ready", "Ctrl-C", "LGSP Hub demo")):
+            if line.endswith("\\"):
+                pending = line
+            else:
+                commands.append((comment, line))
+    return env, commands
+
+
+@pytest.mark.slow
+def test_the_printed_tour_works(tmp_path: Path):
+    hub_port, sim_base = _free_ports(1), _free_ports(4)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "demo",
+            "--port",
+            str(hub_port),
+            "--sim-port-base",
+            str(sim_base),
+            "--data-dir",
+            str(tmp_path / "demo"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    printed: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            printed.append(line.rstrip("\n"))
+            if line.startswith("Ctrl-C stops everything"):
+                break
+        tour = "\n".join(printed)
+        assert "Ctrl-C stops everything" in tour, tour
+
+        env, commands = _commands(tour)
+        assert {"CONSUMER_KEY", "AUDITOR_KEY", "LGSP_KEY"} <= set(env)
+        run_env = {**os.environ, **env}
+
+        def run(command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["bash", "-c", command], env=run_env, capture_output=True, text=True, timeout=60
+            )
+
+        curls = [c for _, c in commands if c.startswith("curl")]
+        assert len(curls) == 5, commands
+        person = citizens.demo_citizen()
+
+        dossier = json.loads(run(curls[0]).stdout)
+        assert dossier["TrangThaiHoSo"] == 2, dossier  # received: the hub verified the applicant
+        assert dossier["XacThucDanCu"]["KetQua"] is True
+
+        verified = json.loads(run(curls[1]).stdout)
+        assert verified["ket_qua"] is True
+
+        refused = json.loads(run(curls[2]).stdout)
+        assert refused["status"] == 403 and refused["type"].endswith("/purpose-required")
+
+        trail = json.loads(run(curls[3]).stdout)["items"]
+        exchanges = [r for r in trail if r["service"] == "dan-cu"]
+        assert len(exchanges) == 3  # the dossier system's call, the direct call, the refusal
+        assert {r["hub_status"] for r in exchanges} == {200, 403}
+        assert all(person.so_dinh_danh not in json.dumps(r) for r in trail)
+        request_ids = {r["request_id"] for r in exchanges}
+        assert dossier["XacThucDanCu"]["MaYeuCau"] in request_ids
+
+        changes = json.loads(run(curls[4]).stdout)["items"]
+        assert changes and all(r["kind"] == "registry_change" for r in changes)
+
+        lgsp = [c for _, c in commands if re.match(r"^\S*lgsp ", c)]
+        exported = run(lgsp[0])
+        assert exported.returncode == 0, exported.stderr
+        manifest = yaml.safe_load(exported.stdout)
+        assert {s["name"] for s in manifest["services"]} == {"dan-cu", "ho-tich", "ho-so"}
+        assert "matkhau-demo" not in exported.stdout  # credentials are write-only
+
+        dry_run = run(lgsp[1])
+        assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
+        # The registry holds exactly the bundled manifest: nothing to create or change.
+        assert re.search(r"^0 create, 0 update, \d+ unchanged \(dry run", dry_run.stdout, re.M), (
+            dry_run.stdout
+        )
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        process.stdout.close()
