@@ -6,13 +6,13 @@ Records are append-only: no interface updates or deletes them, and the database 
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String
 from sqlmodel import Field, SQLModel
 
 from registry.types import utcnow
@@ -26,7 +26,9 @@ class RecordKind(StrEnum):
 def new_record_id() -> str:
     """A UUIDv7 (RFC 9562): time-ordered, so ids sort the way records were made."""
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    # Ids must be unique, not secret: the PRNG (seeded per process from the OS) spares a system
+    # call per record.
+    rand = random.getrandbits(80)
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
     value |= ((rand >> 62) & 0xFFF) << 64
@@ -38,7 +40,8 @@ def new_record_id() -> str:
 
 class ExchangeRecordBase(SQLModel):
     id: str = Field(default_factory=new_record_id, max_length=36, unique=True)
-    kind: RecordKind = RecordKind.EXCHANGE
+    # Stored as its value ('exchange'), a plain string: new kinds need no schema change.
+    kind: RecordKind = Field(default=RecordKind.EXCHANGE, sa_type=String(32))
     time: datetime = Field(default_factory=utcnow, index=True)
     request_id: str | None = Field(default=None, max_length=128, index=True)
     trace_id: str | None = Field(default=None, max_length=32)

@@ -17,11 +17,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
-import httpx
 import orjson
 
 from connectors.errors import ConnectorError, UpstreamAuthFailed, UpstreamBadResponse
-from connectors.http import Reply, send
+from connectors.http import Client, Reply
 from connectors.status import error_for_status
 from registry.models import ConnectorAuth
 from registry.types import AuthType
@@ -44,7 +43,7 @@ class ProviderAuth(Protocol):
         """True: a 401 may be cured by `invalidate` and a new `headers` call."""
         ...
 
-    async def headers(self, client: httpx.AsyncClient) -> Mapping[str, str]:
+    async def headers(self, client: Client) -> Mapping[str, str]:
         """Headers that change over time (a bearer token); empty for static credentials."""
         ...
 
@@ -66,7 +65,7 @@ class StaticAuth:
         self.kind = kind
         self.static_headers = dict(headers)
 
-    async def headers(self, client: httpx.AsyncClient) -> Mapping[str, str]:
+    async def headers(self, client: Client) -> Mapping[str, str]:
         return {}
 
     def invalidate(self, used: Mapping[str, str]) -> None:
@@ -113,7 +112,7 @@ class ClientCredentials:
     def __repr__(self) -> str:
         return f"ClientCredentials(token_url={self.token_url!r}, client_id={self.client_id!r})"
 
-    async def headers(self, client: httpx.AsyncClient) -> Mapping[str, str]:
+    async def headers(self, client: Client) -> Mapping[str, str]:
         current = self._header
         if current is not None and self._clock() < self._expires_at:
             return current
@@ -128,16 +127,17 @@ class ClientCredentials:
         if self._header is not None and used.get("authorization") == self._header["authorization"]:
             self._header = None
 
-    async def _fetch(self, client: httpx.AsyncClient) -> dict[str, str]:
+    async def _fetch(self, client: Client) -> dict[str, str]:
         self.fetches += 1
-        request = client.build_request(
-            "POST",
-            self.token_url,
-            content=self._token_request_body,
-            headers=self._token_request_headers,
-        )
         try:
-            reply = await send(client, request, label=ISSUER, max_body=64 * 1024)
+            reply = await client.send(
+                "POST",
+                self.token_url,
+                content=self._token_request_body,
+                headers=self._token_request_headers,
+                label=ISSUER,
+                max_body=64 * 1024,
+            )
         except ConnectorError as exc:
             exc.request_sent = False  # the provider never saw the call: safe to retry
             raise

@@ -12,12 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import httpx
-
 from connectors.auth import build_auth
 from connectors.base import UpstreamRequest, UpstreamResponse
 from connectors.config import HttpConfig
-from connectors.http import Reply, build_client, send
+from connectors.http import Client, Reply
 from connectors.retry import Retrier
 from registry.types import AuthType, ConnectorKind
 
@@ -54,7 +52,7 @@ class Prepared:
     headers: dict[str, str]
 
 
-def reply_headers(headers: httpx.Headers) -> dict[str, str]:
+def reply_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: headers[name] for name in FORWARDED_REPLY_HEADERS if name in headers}
 
 
@@ -69,7 +67,7 @@ class HttpConnector(ABC):
         self.name = config.name
         self.config = config
         self.label = "the provider"  # messages reach consumers: no internal host names
-        self._client = build_client(config.client)
+        self._client = Client(config.client)
         self._auth = build_auth(config.auth)
         self._retrier = Retrier(config.retry)
         headers = {"accept": self.accept}
@@ -121,15 +119,14 @@ class HttpConnector(ABC):
 
     async def _send(self, prepared: Prepared, auth: Mapping[str, str]) -> Reply:
         headers = {**prepared.headers, **auth} if auth else prepared.headers
-        http_request = self._client.build_request(
+        return await self._client.send(
             prepared.method,
             prepared.url,
             params=prepared.params,
             content=prepared.content,
             headers=headers,
-        )
-        return await send(
-            self._client, http_request, label=self.label, max_body=self.config.max_body
+            label=self.label,
+            max_body=self.config.max_body,
         )
 
     async def aclose(self) -> None:

@@ -9,6 +9,7 @@ since the first attempt. The number of attempts made is recorded on the result a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -85,15 +86,41 @@ class Retrier:
             **extra,  # type: ignore[arg-type]
         )
 
+    def _may_retry(self, exc: ConnectorError, idempotent: bool) -> bool:
+        return _retry_any_transient(exc) if idempotent else _retry_unsent(exc)
+
     async def run(self, call: Callable[[], Awaitable[T]], *, idempotent: bool) -> tuple[T, int]:
-        """The call's result and the number of attempts made; errors carry `.attempts`."""
-        if self.policy.max_attempts == 1:
+        """The call's result and the number of attempts made; errors carry `.attempts`.
+
+        The first attempt runs without tenacity (the hot path: most calls succeed at once); a
+        retryable failure hands over to tenacity, which replays that failure as its attempt 1,
+        so waits, stops and the overall deadline are exactly the policy's.
+        """
+        started = time.monotonic()
+        try:
             return await call(), 1
+        except ConnectorError as exc:
+            exc.attempts = 1
+            if self.policy.max_attempts == 1 or not self._may_retry(exc, idempotent):
+                raise
+            first: ConnectorError = exc
+
+        replayed = False
+
+        async def again() -> T:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                raise first
+            return await call()
+
         async for attempt in self._retrying(idempotent):
             number = attempt.retry_state.attempt_number
+            if number == 1:
+                attempt.retry_state.start_time = started  # the deadline counts from the first try
             with attempt:
                 try:
-                    return await call(), number
+                    return await again(), number
                 except ConnectorError as exc:
                     exc.attempts = number
                     raise

@@ -23,6 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=False,  # the hub does not act on X-Forwarded-*: skip the middleware
         log_level="warning",
         timeout_graceful_shutdown=10,
     )

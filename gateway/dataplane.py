@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
+import random
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -46,7 +46,7 @@ def _valid_request_id(value: str) -> bool:
 
 def _trace(traceparent: str | None) -> tuple[str, str]:
     """(trace id, traceparent to send upstream): continue the caller's trace or start one."""
-    span = os.urandom(8).hex()
+    span = f"{random.getrandbits(64):016x}"
     if traceparent:
         parts = traceparent.strip().split("-")
         if (
@@ -60,7 +60,7 @@ def _trace(traceparent: str | None) -> tuple[str, str]:
             and parts[1] != "0" * 32
         ):
             return parts[1], f"00-{parts[1]}-{span}-{parts[3]}"
-    trace_id = os.urandom(16).hex()
+    trace_id = f"{random.getrandbits(128):032x}"
     return trace_id, f"00-{trace_id}-{span}-01"
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -19,10 +22,25 @@ def alembic_config() -> Config:
     return config
 
 
+@contextlib.contextmanager
+def _host_lock(engine: Engine) -> Iterator[None]:
+    """For SQLite: worker processes starting together migrate one after the other."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine) -> None:
-    """Upgrade to the newest revision, on one connection, holding a lock on PostgreSQL."""
+    """Upgrade to the newest revision, one replica at a time (a lock on either backend)."""
     config = alembic_config()
-    with engine.begin() as connection:
+    with _host_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         config.attributes["connection"] = connection

@@ -23,7 +23,8 @@ from registry.revision import current
 
 log = logging.getLogger(__name__)
 
-CONNECTOR_GRACE_SECONDS = 60.0  # a replaced connector stays open for requests still using it
+CONNECTOR_GRACE_SECONDS = 60.0
+# a replaced connector stays open for requests still using it
 
 
 class Runtime:
@@ -43,7 +44,6 @@ class Runtime:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._prepare_database)
-        self.writer.start()
         await self.reload()
         self._poller = asyncio.create_task(self._poll(), name="registry-poller")
 
@@ -57,7 +57,7 @@ class Runtime:
         for _, connector in self._connectors.values():
             await connector.aclose()
         self._connectors.clear()
-        await asyncio.to_thread(self.writer.stop)
+        await self.writer.aclose()
         self.engine.dispose()
 
     def _prepare_database(self) -> None:

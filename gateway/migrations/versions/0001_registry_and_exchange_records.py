@@ -45,9 +45,7 @@ def upgrade() -> None:
     op.create_table(
         "exchange_record",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column(
-            "kind", sa.Enum("EXCHANGE", "REGISTRY_CHANGE", name="recordkind"), nullable=False
-        ),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("time", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("request_id", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
         sa.Column("trace_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),

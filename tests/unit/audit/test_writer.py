@@ -1,4 +1,4 @@
-"""Group commit: concurrent records share commits, each write returns only once committed."""
+"""Group commit: concurrent records share commits; each write returns only once committed."""
 
 from __future__ import annotations
 
@@ -12,21 +12,17 @@ from audit.writer import AuditUnavailable, AuditWriter
 from gateway.db import make_engine
 from gateway.migrate import migrate
 from registry.types import utcnow
+from tests.conftest import BACKENDS
 
 
 def _row(n: int) -> dict[str, object]:
-    return {
-        "id": new_record_id(),
-        "kind": "exchange",
-        "time": utcnow(),
-        "request_id": f"r{n}",
-        "hub_status": 200,
-    }
+    return {"id": new_record_id(), "kind": "exchange", "time": utcnow(), "request_id": f"r{n}",
+            "hub_status": 200, "details": {"n": n}}  # fmt: skip
 
 
-@pytest.fixture
-def engine(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+@pytest.fixture(params=BACKENDS)
+def engine(request, database_urls):
+    engine = make_engine(database_urls(request.param))
     migrate(engine)
     yield engine
     engine.dispose()
@@ -39,12 +35,11 @@ def _count(engine) -> int:
 
 def test_concurrent_writes_share_commits_and_are_durable_when_awaited(engine):
     writer = AuditWriter(engine, batch_max=64)
-    writer.start()
     committed_when_returned: list[int] = []
 
     async def one(n: int) -> None:
         await writer.write(_row(n))
-        # Our own record is visible to a fresh connection as soon as write() returns.
+        # Our own record is visible to another connection as soon as write() returns.
         with engine.connect() as connection:
             found = connection.execute(
                 text("SELECT count(*) FROM exchange_record WHERE request_id = :r"), {"r": f"r{n}"}
@@ -52,39 +47,66 @@ def test_concurrent_writes_share_commits_and_are_durable_when_awaited(engine):
         committed_when_returned.append(found)
 
     async def main() -> None:
-        await asyncio.gather(*(one(n) for n in range(500)))
+        await asyncio.gather(*(one(n) for n in range(300)))
+        await writer.aclose()
 
     asyncio.run(main())
-    writer.stop()
-    assert committed_when_returned == [1] * 500
-    assert _count(engine) == 500 == writer.records
-    assert writer.batches < 250  # shared commits, not one per record
+    assert committed_when_returned == [1] * 300
+    assert _count(engine) == 300 == writer.records
+    assert writer.batches < 150  # shared commits, not one per record
 
 
-def test_stop_commits_what_is_queued(engine):
+def test_records_read_back_as_the_orm_wrote_them(engine):
+    """The raw insert stores values exactly as the ORM would (times, kinds, JSON details)."""
+    from sqlmodel import Session, select
+
+    from audit.records import ExchangeRecord, RecordKind
+
     writer = AuditWriter(engine)
-    writer.start()
+    row = _row(7)
+
+    async def main() -> None:
+        await writer.write(row)
+        await writer.aclose()
+
+    asyncio.run(main())
+    with Session(engine) as session:
+        stored = session.exec(select(ExchangeRecord).where(ExchangeRecord.id == row["id"])).one()
+        assert stored.kind == RecordKind.EXCHANGE
+        assert stored.time == row["time"]
+        assert stored.details == {"n": 7}
+        later = session.exec(
+            select(ExchangeRecord).where(ExchangeRecord.time >= row["time"])  # type: ignore[operator]
+        ).all()
+        assert [r.id for r in later] == [row["id"]]
+
+
+def test_close_commits_what_is_pending_and_refuses_more(engine):
+    writer = AuditWriter(engine)
 
     async def main() -> None:
         tasks = [asyncio.ensure_future(writer.write(_row(n))) for n in range(50)]
         await asyncio.sleep(0)
-        await asyncio.to_thread(writer.stop)
+        await writer.aclose()
         await asyncio.gather(*tasks)
+        with pytest.raises(AuditUnavailable):
+            await writer.write(_row(51))
 
     asyncio.run(main())
     assert _count(engine) == 50
 
 
-def test_a_failed_commit_fails_every_waiting_write(engine):
+def test_a_failed_commit_fails_every_waiting_write_and_the_writer_recovers(engine):
     writer = AuditWriter(engine)
-    writer.start()
 
     async def main() -> None:
-        bad = {**_row(1), "kind": None, "id": None}  # NOT NULL columns: the insert fails
-        with pytest.raises(AuditUnavailable):
-            await writer.write(bad)
-        await writer.write(_row(2))  # the writer keeps going after a failure
+        bad = {**_row(1), "id": None}  # NOT NULL: the insert fails
+        results = await asyncio.gather(
+            writer.write(bad), writer.write(_row(2)), return_exceptions=True
+        )
+        assert all(isinstance(r, AuditUnavailable) for r in results)  # one batch, one fate
+        await writer.write(_row(3))  # a fresh connection, and the writer keeps going
+        await writer.aclose()
 
     asyncio.run(main())
-    writer.stop()
     assert _count(engine) == 1
