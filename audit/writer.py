@@ -12,7 +12,8 @@ Measured choices (bench/):
 - on SQLite the commit runs in the event loop itself: a batch takes well under a millisecond to
   insert and flush, whereas a writer thread stalled on every handoff of the interpreter lock
   with the busy loop (each up to a switch interval) and held every waiting request with it;
-  on PostgreSQL the commit waits on the network, so it runs in a worker thread;
+  on PostgreSQL the commit waits on the network, so it is awaited through psycopg's asyncio
+  connection (a thread cost the same handoffs);
 - several worker processes share one SQLite file: a kernel file lock makes them take turns at
   once, where SQLite's own busy handler would sleep-poll for milliseconds.
 """
@@ -64,6 +65,7 @@ class AuditWriter:
         self._lock_path = f"{database}.audit-lock" if self._sqlite and database else None
         self._lock_file: Any = None
         self._connection: Any = None
+        self._async_connection: Any = None  # PostgreSQL: psycopg's asyncio connection
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
@@ -85,6 +87,10 @@ class AuditWriter:
         if self._flusher is not None:
             await self._flusher
         await self._flush()
+        if self._async_connection is not None:
+            with contextlib.suppress(Exception):
+                await self._async_connection.close()
+            self._async_connection = None
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 self._connection.close()
@@ -99,12 +105,13 @@ class AuditWriter:
             await asyncio.sleep(0)
             batch = self._pending[: self._batch_max]
             del self._pending[: self._batch_max]
+            rows = [row for row, _ in batch]
             if self._sqlite:
                 # A local file: inserting and flushing a batch takes well under a millisecond,
                 # less than handing it to a thread and back would cost under load.
-                error = self._commit([row for row, _ in batch])
+                error = self._commit(rows)
             else:
-                error = await asyncio.to_thread(self._commit, [row for row, _ in batch])
+                error = await self._commit_async(rows)
             for _, future in batch:
                 if future.done():
                     continue
@@ -146,6 +153,33 @@ class AuditWriter:
             yield
         finally:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    async def _commit_async(self, rows: list[dict[str, Any]]) -> BaseException | None:
+        """PostgreSQL: the batch in one round trip and its commit, awaited on the event loop."""
+        try:
+            parameters: list[Any] = []
+            for row in rows:
+                parameters += self._values(row)
+            if self._async_connection is None:
+                import psycopg
+
+                url = self._engine.url.set(drivername="postgresql")
+                self._async_connection = await psycopg.AsyncConnection.connect(
+                    url.render_as_string(hide_password=False)
+                )
+            async with self._async_connection.cursor() as cursor:
+                await cursor.execute(self._statement(len(rows)), parameters)
+            await self._async_connection.commit()
+            self.batches += 1
+            self.records += len(rows)
+            return None
+        except Exception as exc:  # any database failure fails every request of the batch
+            log.error("audit commit of %d records failed: %s", len(rows), type(exc).__name__)
+            if self._async_connection is not None:  # start afresh: it may be broken
+                with contextlib.suppress(Exception):
+                    await self._async_connection.close()
+                self._async_connection = None
+            return exc
 
     def _commit(self, rows: list[dict[str, Any]]) -> BaseException | None:
         """Insert and commit one batch; the error, if the database refused it."""

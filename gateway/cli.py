@@ -9,24 +9,11 @@ from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from gateway.serve import serve
     from gateway.settings import Settings
 
-    Settings()  # fail fast, before forking workers, on a bad configuration
-    uvicorn.run(
-        "gateway.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        proxy_headers=False,  # the hub does not act on X-Forwarded-*: skip the middleware
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    Settings()  # fail fast, before starting workers, on a bad configuration
+    serve(host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

@@ -1,0 +1,105 @@
+"""`lgsp serve --workers N`: shared port, a dead worker comes back, a taken port is refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from registry import keys
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def _workers(pid: int) -> set[int]:
+    """The supervisor's worker processes (multiprocessing's resource tracker aside)."""
+    found = set()
+    for child in _children(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as cmdline:
+                if b"resource_tracker" not in cmdline.read():
+                    found.add(child)
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def _wait(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.mark.slow
+def test_workers_serve_restart_and_stop(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "LGSP_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
+           "LGSP_BOOTSTRAP_ADMIN_KEY": keys.issue_key(pepper="x").key}  # fmt: skip
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert _wait(lambda: _ready(url) and len(_workers(supervisor.pid)) == 2)
+        first = _workers(supervisor.pid)
+
+        victim = sorted(first)[0]
+        os.kill(victim, signal.SIGKILL)
+        assert _wait(lambda: len(_workers(supervisor.pid) - {victim}) == 2), "no replacement"
+        assert _wait(lambda: _ready(url))
+        # Both workers answer: fresh connections spread over the two sockets.
+        assert all(httpx.get(f"{url}/healthz").status_code == 200 for _ in range(20))
+
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=30) == 0
+        assert _workers(supervisor.pid) == set()
+    finally:
+        if supervisor.poll() is None:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+            supervisor.wait()
+        supervisor.stderr.close()
+
+
+def test_a_taken_port_is_refused(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--workers", "2"],
+            env={**os.environ, "LGSP_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
