@@ -67,7 +67,7 @@ def _manifest_for(ports: dict[str, int], data_dir: Path) -> Path:
         text = text.replace(
             f"127.0.0.1:{MANIFEST_PORT_BASE + offset}/", f"127.0.0.1:{ports[name]}/"
         )
-    path = data_dir / "manifest.yaml"
+    path = (data_dir / "manifest.yaml").absolute()  # printed in the tour: any directory works
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -196,7 +196,7 @@ curl -s -X POST {dossier}/api/ho-so -H 'X-API-Key: dossier-demo-key' \\
 export CONSUMER_KEY='{consumer}'
 curl -s -X POST {hub}/api/dan-cu/v1/cong-dan/xac-thuc -H "X-API-Key: $CONSUMER_KEY" \\
   -H 'X-Purpose: xac-thuc-ho-so' -H 'Content-Type: application/json' -d {body}
-# … without a declared purpose (403), or with a wrong name (ket_qua false):
+# … the same without a declared purpose: refused (403), and recorded too:
 curl -s -X POST {hub}/api/dan-cu/v1/cong-dan/xac-thuc -H "X-API-Key: $CONSUMER_KEY" \\
   -H 'Content-Type: application/json' -d {body}
 

@@ -142,6 +142,7 @@ def test_the_printed_tour_works(tmp_path: Path):
         assert {s["name"] for s in manifest["services"]} == {"dan-cu", "ho-tich", "ho-so"}
         assert "matkhau-demo" not in exported.stdout  # credentials are write-only
 
+        assert re.search(r" -f /\S+manifest\.yaml", lgsp[1]), lgsp[1]  # pastes from any directory
         dry_run = run(lgsp[1])
         assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
         # The registry holds exactly the bundled manifest: nothing to create or change.
