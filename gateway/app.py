@@ -19,6 +19,7 @@ from gateway.dataplane import DataPlane, Message, Receive, Scope, Send
 from gateway.problems import PROBLEM_CONTENT_TYPE, Problem, pointer
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from registry.types import error_location
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,8 @@ def _problem_response(request: Request, problem: Problem) -> Response:
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     errors = []
     for error in exc.errors():
-        loc = list(error.get("loc", ()))
+        loc = error_location(error)
         where = str(loc.pop(0)) if loc else "body"
-        # pydantic names the failing union member or validator in the location; drop those.
-        loc = [
-            p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
-        ]
         prefix = "" if where == "body" else f"/{where}"
         errors.append({"pointer": pointer(loc, prefix), "message": str(error.get("msg", ""))})
     return errors

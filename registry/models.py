@@ -30,6 +30,7 @@ from registry.types import (
     HttpUrl,
     JsonPointer,
     Role,
+    RuleError,
     ServiceStatus,
     Slug,
     Text,
@@ -105,9 +106,11 @@ class ConnectorAuth(BaseModel):
         }
         missing = [f for f in needs[self.type] if getattr(self, f) in (None, "")]
         if missing:
-            raise ValueError(f"auth type {self.type.value} needs {', '.join(missing)}")
+            raise RuleError(
+                f"auth type {self.type.value} needs {', '.join(missing)}", at=missing[0]
+            )
         if self.type is AuthType.NONE and self.secret is not None:
-            raise ValueError("auth type none takes no secret")
+            raise RuleError("auth type none takes no secret", at="secret")
         return self
 
     def public(self) -> dict[str, Any]:
@@ -156,7 +159,7 @@ class ConnectorCreate(ConnectorBase):
     @model_validator(mode="after")
     def _kind_options(self) -> ConnectorCreate:
         if self.kind is ConnectorKind.SOAP and not self.options.namespace:
-            raise ValueError("a soap connector needs options.namespace")
+            raise RuleError("a soap connector needs options.namespace", at="options/namespace")
         return self
 
 
@@ -301,7 +304,10 @@ class ServiceCreate(ServiceBase):
             and not self.subject_pointer
             and not all(r.subject_pointer for r in self.routes)
         ):
-            raise ValueError("a service with personal data needs subject_pointer")
+            raise RuleError(
+                "a service with personal data needs subject_pointer (or one on every route)",
+                at="subject_pointer",
+            )
         return self
 
 
@@ -446,7 +452,7 @@ class GrantCreate(GrantBase):
     @model_validator(mode="after")
     def _period(self) -> GrantCreate:
         if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
-            raise ValueError("valid_until must be after valid_from")
+            raise RuleError("valid_until must be after valid_from", at="valid_until")
         return self
 
 
@@ -472,10 +478,14 @@ class GrantDecision(SQLModel):
 
     @model_validator(mode="after")
     def _refusal_is_reasoned(self) -> GrantDecision:
-        if self.decision == "refuse" and not (
-            self.reason and self.reason.strip() and self.legal_basis and self.legal_basis.strip()
-        ):
-            raise ValueError("a refusal must carry a reason and a legal basis")
+        if self.decision == "refuse":
+            missing = [
+                name
+                for name in ("reason", "legal_basis")
+                if not (getattr(self, name) or "").strip()
+            ]
+            if missing:
+                raise RuleError("a refusal must carry a reason and a legal basis", at=missing[0])
         return self
 
 
@@ -519,7 +529,7 @@ class PrincipalCreate(PrincipalBase):
     @model_validator(mode="after")
     def _integrators_have_an_agency(self) -> PrincipalCreate:
         if self.role is Role.INTEGRATOR and not self.agency_code:
-            raise ValueError("an integrator belongs to an agency: set agency_code")
+            raise RuleError("an integrator belongs to an agency: set agency_code", at="agency_code")
         return self
 
 

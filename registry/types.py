@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -67,6 +68,32 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
         else:
             return None
     return node
+
+
+class RuleError(ValueError):
+    """A rule across fields, broken; raised by a model validator, naming the field it is about.
+
+    Pydantic reports a model validator's error at the model itself; `error_location` adds `at`
+    so the problem's pointer says which field to change (/legal_basis, /options/namespace).
+    """
+
+    def __init__(self, message: str, *, at: str) -> None:
+        super().__init__(message)
+        self.at: tuple[str, ...] = tuple(at.split("/"))
+
+
+def error_location(error: Mapping[str, Any]) -> list[str | int]:
+    """Where a pydantic error is, as path elements, with RuleError's field added."""
+    loc: list[str | int] = [
+        p
+        for p in error.get("loc", ())
+        # pydantic names the failing union member or validator in the location; drop those.
+        if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
+    ]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, RuleError):
+        loc += list(cause.at)
+    return loc
 
 
 def utcnow() -> datetime:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from registry.types import error_location
+
 
 def pointer(*parts: str | int) -> str:
     """A JSON pointer (RFC 6901) from path elements."""
@@ -40,7 +42,7 @@ class Invalid(RegistryError):
     def from_validation(cls, exc: ValidationError, prefix: str = "") -> Invalid:
         errors = []
         for error in exc.errors():
-            loc = [p for p in error["loc"] if not (isinstance(p, str) and "[" in p)]
+            loc = error_location(error)
             errors.append({"pointer": prefix + pointer(*loc), "message": error["msg"]})
         count = len(errors)
         return cls(f"{count} error{'s' if count != 1 else ''} in the input", errors=errors)

@@ -49,9 +49,9 @@ def test_grant_request_decision_and_terms(reg: Registry, base: Base) -> None:
 @pytest.mark.parametrize(
     ("decision", "pointer"),
     [
-        ({"decision": "refuse"}, ""),
-        ({"decision": "refuse", "reason": "x"}, ""),
-        ({"decision": "refuse", "reason": "x", "legal_basis": "  "}, ""),
+        ({"decision": "refuse"}, "/reason"),
+        ({"decision": "refuse", "reason": "x"}, "/legal_basis"),
+        ({"decision": "refuse", "reason": "x", "legal_basis": "  "}, "/legal_basis"),
         ({"decision": "maybe"}, "/decision"),
         ({}, "/decision"),
     ],
@@ -75,7 +75,10 @@ def test_refusal_needs_reason_and_legal_basis(
         ({"versions": []}, "/versions"),
         ({"purposes": ["Bad Purpose"]}, "/purposes"),
         ({"fields": ["a..b"]}, "/fields"),
-        ({"valid_from": "2030-01-01T00:00:00Z", "valid_until": "2029-01-01T00:00:00"}, ""),
+        (
+            {"valid_from": "2030-01-01T00:00:00Z", "valid_until": "2029-01-01T00:00:00"},
+            "/valid_until",
+        ),
         ({"valid_until": "tomorrow"}, "/valid_until"),
         ({"status": "approved"}, "/status"),
     ],

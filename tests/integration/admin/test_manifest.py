@@ -109,6 +109,13 @@ def test_all_or_nothing_with_pointers(reg: Registry) -> None:
     bad = copy.deepcopy(doc)
     bad["connectors"][0]["auth"]["secret"] = {"env": "POPDB_PASSWORD"}
     problem(apply(reg, bad), 422, "/connectors/0/auth/secret")
+    # Rules across fields point at the field to change, inside the manifest.
+    bad = copy.deepcopy(doc)
+    bad["connectors"][0] |= {"kind": "soap"}
+    problem(apply(reg, bad), 422, "/connectors/0/options/namespace")
+    bad = copy.deepcopy(doc)
+    bad["services"][0] |= {"personal_data": True}
+    problem(apply(reg, bad), 422, "/services/0/subject_pointer")
     problem(apply(reg, {**doc, "apiVersion": "v2"}), 422, "/apiVersion")
     problem(apply(reg, {**doc, "kind": "List"}), 422, "/kind")
     problem(apply(reg, {**doc, "topics": []}), 422, "/topics")

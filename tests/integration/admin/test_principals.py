@@ -37,7 +37,11 @@ def test_principals_are_issued_once_and_revoked(reg: Registry) -> None:
 
 def test_principal_rules(reg: Registry) -> None:
     url = "/admin/principals"
-    problem(reg.client.post(url, json={"name": reg.unique("i"), "role": "integrator"}), 422, "")
+    problem(
+        reg.client.post(url, json={"name": reg.unique("i"), "role": "integrator"}),
+        422,
+        "/agency_code",
+    )
     problem(reg.client.post(url, json={"name": reg.unique("i"), "role": "root"}), 422, "/role")
     problem(reg.client.post(url, json={"name": "Bad Name", "role": "auditor"}), 422, "/name")
     problem(

@@ -80,7 +80,7 @@ BAD_SCHEMA = {"type": "objekt"}
         ({"routes": [{**ROUTE, "subject_pointer": "no-slash"}]}, "/routes/0/subject_pointer"),
         ({"routes": [{**ROUTE, "colour": "red"}]}, "/routes/0/colour"),
         ({"connector": "no-such-connector"}, "/connector"),
-        ({"personal_data": True}, ""),
+        ({"personal_data": True}, "/subject_pointer"),
     ],
 )  # fmt: skip
 def test_service_field_rules(
