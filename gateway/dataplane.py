@@ -36,6 +36,9 @@ Send = Callable[[Message], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 MAX_ERRORS = 50
+# Deeper documents are refused: real ones stay far below, and deeper ones break tools further on
+# (orjson writes at most ~254 levels, a validator cannot describe an error ~1000 levels deep).
+MAX_DEPTH = 64
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _HEX = frozenset("0123456789abcdef")
 
@@ -209,6 +212,23 @@ def _connector_problem(exc: ce.ConnectorError, connector: str) -> Problem:
         f"{connector}: {exc.detail}{attempts}",
         extra=extra,
     )
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests containers more than `limit` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _schema_errors(validator: Any, instance: Any, prefix: str) -> list[dict[str, str]]:
@@ -388,6 +408,14 @@ class DataPlane:
         exchange.upstream_latency_us = (time.perf_counter_ns() - started) // 1000
         exchange.provider_status = answer.status
         exchange.attempts = answer.attempts
+        if _too_deep(answer.body):
+            exchange.error = f"answer nested more than {MAX_DEPTH} levels deep"
+            raise Problem(
+                502,
+                "provider-bad-response",
+                "The provider's answer was unusable",
+                f"{service.connector.name}: the answer is nested more than {MAX_DEPTH} levels deep",
+            )
         if route.response is not None:
             contract = _contract_errors(route.response, answer.body)
             if contract:
@@ -628,8 +656,17 @@ class DataPlane:
                 f"send the body as application/json, not {content_type or 'untyped'}",
             )
         try:
-            return orjson.loads(raw)
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise Problem(
                 400, "malformed-json", "Malformed JSON", f"the body is not valid JSON: {exc}"
             ) from None
+        # A document of n levels takes at least 2n bytes: short bodies need no look.
+        if len(raw) > 2 * MAX_DEPTH and _too_deep(body):
+            raise Problem(
+                400,
+                "too-deep",
+                "Document too deep",
+                f"the body is nested more than {MAX_DEPTH} levels deep",
+            )
+        return body

@@ -38,6 +38,7 @@ class Runtime:
         self._connectors: dict[str, tuple[str, Connector]] = {}
         self._reload_lock = asyncio.Lock()
         self._poller: asyncio.Task[None] | None = None
+        self._loading: asyncio.Future[tuple[Snapshot, list[Connector]] | None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ lifecycle
@@ -52,6 +53,9 @@ class Runtime:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        if self._loading is not None:
+            with contextlib.suppress(Exception):
+                await self._loading
         for task in list(self._retiring):
             task.cancel()
         for _, connector in self._connectors.values():
@@ -73,16 +77,20 @@ class Runtime:
     async def reload(self) -> None:
         """Rebuild the snapshot if the registry's revision moved since the last one."""
         async with self._reload_lock:
-            revision = await asyncio.to_thread(self._revision)
-            if revision == self.snapshot.revision:
-                return
-            self.snapshot, stale = await asyncio.to_thread(self._build)
-            for connector in stale:
-                self._retire(connector)
+            # The database work runs in a thread that a cancelled caller cannot stop: it is
+            # kept, so that stop() waits for it before closing the engine under it.
+            self._loading = asyncio.ensure_future(asyncio.to_thread(self._load_if_changed))
+            loaded = await asyncio.shield(self._loading)
+            if loaded is not None:
+                self.snapshot, stale = loaded
+                for connector in stale:
+                    self._retire(connector)
 
-    def _revision(self) -> int:
+    def _load_if_changed(self) -> tuple[Snapshot, list[Connector]] | None:
         with Session(self.engine) as session:
-            return current(session)
+            if current(session) == self.snapshot.revision:
+                return None
+        return self._build()
 
     def _build(self) -> tuple[Snapshot, list[Connector]]:
         with Session(self.engine) as session:

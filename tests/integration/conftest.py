@@ -77,6 +77,10 @@ async def citizen(_: Request) -> Response:
     )
 
 
+async def deep(_: Request) -> Response:
+    return Response(b'{"a": ' + b"[" * 100 + b"]" * 100 + b"}", media_type="application/json")
+
+
 async def wrong_shape(_: Request) -> Response:
     return JSONResponse({"so_dinh_danh": 12345, "ho_va_ten": None})
 
@@ -92,6 +96,7 @@ def upstream_app() -> Starlette:
             Route("/bad-json", bad_json, methods=["GET", "POST"]),
             Route("/citizen/{id}", citizen, methods=["GET"]),
             Route("/wrong-shape", wrong_shape, methods=["GET"]),
+            Route("/deep", deep, methods=["GET"]),
         ]
     )
 

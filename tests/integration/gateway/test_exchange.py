@@ -554,3 +554,25 @@ def test_wrong_provider_credentials_are_502(make_world, population_url):
     )
     doc = problem(refused, 502, "provider-auth-failed")
     assert "sai-mat-khau" not in refused.text and doc["provider_status"] == 401
+
+
+def test_documents_too_deep_to_report_are_refused_cleanly(make_world, upstream):
+    """A body nested ~1000 deep parses, but the validator cannot describe its errors: 422/400."""
+    world = make_world(
+        base_url=upstream,
+        routes=[{"method": "POST", "path": "/x", "upstream_path": "/echo/x",
+                 "request_schema": {"type": "object"}}],
+        grant={}, decision=APPROVE,
+    )  # fmt: skip
+    deep = b"[" * 1000 + b"]" * 1000
+    answer = world.call("POST", "/x", content=deep, headers={"Content-Type": "application/json"})
+    doc = problem(answer, 400, "too-deep")
+    assert "nested" in doc["detail"]
+
+
+def test_provider_answer_too_deep_is_502(make_world, upstream):
+    world = make_world(base_url=upstream,
+                       routes=[{"method": "GET", "path": "/x", "upstream_path": "/deep"}],
+                       grant={}, decision=APPROVE)  # fmt: skip
+    doc = problem(world.call("GET", "/x"), 502, "provider-bad-response")
+    assert "nested" in doc["detail"]
