@@ -113,11 +113,6 @@ class ConnectorAuth(BaseModel):
             raise RuleError("auth type none takes no secret", at="secret")
         return self
 
-    def public(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json", exclude={"secret"}, exclude_none=True)
-        data["secret_set"] = self.secret is not None
-        return data
-
 
 class ConnectorOptions(BaseModel):
     """Kind-specific settings: SOAP needs its namespace and version."""

@@ -25,6 +25,7 @@ from simulators.web import (
     Validation,
     json_object,
     non_empty_string,
+    personal_id_query,
     problem_handler,
 )
 
@@ -149,11 +150,7 @@ def create_app(
     async def search(request: Request) -> Response:
         """Birth registrations, optionally of one person (so_dinh_danh)."""
         authorise(request)
-        number = request.query_params.get("so_dinh_danh")
-        if number is not None and not is_well_formed(number):
-            check = Validation()
-            check.add("/so_dinh_danh", "must be a 12-digit personal identification number")
-            check.raise_if_any()
+        number = personal_id_query(request)
         items = [
             asdict(e)
             for e in register.by_number.values()

@@ -26,6 +26,7 @@ from simulators.web import (
     is_int_in,
     json_object,
     non_empty_string,
+    personal_id_query,
     problem_handler,
 )
 
@@ -188,11 +189,7 @@ def create_app(
     async def search(request: Request) -> Response:
         """Dossiers, optionally of one applicant (so_dinh_danh)."""
         authorise(request)
-        number = request.query_params.get("so_dinh_danh")
-        if number is not None and not is_well_formed(number):
-            check = Validation()
-            check.add("/so_dinh_danh", "must be a 12-digit personal identification number")
-            check.raise_if_any()
+        number = personal_id_query(request)
         items = [
             d
             for d in store.dossiers.values()

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from simulators.personal_id import is_well_formed
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://lgsp.laichau.gov.vn/problems/simulator/"
 
@@ -83,6 +85,16 @@ async def json_object(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Problem(400, "Malformed JSON", "the body must be a JSON object")
     return body
+
+
+def personal_id_query(request: Request) -> str | None:
+    """The optional ?so_dinh_danh= filter of a search, refused (422) when malformed."""
+    number = request.query_params.get("so_dinh_danh")
+    if number is not None and not is_well_formed(number):
+        check = Validation()
+        check.add("/so_dinh_danh", "must be a 12-digit personal identification number")
+        check.raise_if_any()
+    return number
 
 
 def non_empty_string(value: object, *, max_length: int = 200) -> bool:

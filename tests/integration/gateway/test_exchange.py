@@ -66,13 +66,15 @@ def verify_body(**changes: str) -> dict[str, str]:
     return body
 
 
-def population_world(make_world: Any, population_url: str, **grant: Any) -> World:
+def population_world(
+    make_world: Any, population_url: str, soap_version: str = "1.1", **grant: Any
+) -> World:
     return make_world(
         base_url=f"{population_url}/ws/dan-cu",
         kind="soap",
         options={
             "namespace": "urn:vn:gov:csdlqgvdc:dancu:1.0",
-            "soap_version": "1.1",
+            "soap_version": soap_version,
             "headers": {"X-Road-Client": "VN/GOV/000.00.12.H12/LGSP"},
         },
         auth={"type": "basic", "username": "lgsp-laichau", "secret": "matkhau-demo"},
@@ -509,21 +511,7 @@ def test_rest_provider_behind_oauth2_client_credentials(hub, make_world):
 
 
 def test_soap_1_2_provider(make_world, population_url, unique):
-    world = make_world(
-        base_url=f"{population_url}/ws/dan-cu",
-        kind="soap",
-        options={
-            "namespace": "urn:vn:gov:csdlqgvdc:dancu:1.0",
-            "soap_version": "1.2",
-            "headers": {"X-Road-Client": "VN/GOV/000.00.12.H12/LGSP"},
-        },
-        auth={"type": "basic", "username": "lgsp-laichau", "secret": "matkhau-demo"},
-        routes=[VERIFY_ROUTE],
-        personal_data=True,
-        subject_pointer="/body/so_dinh_danh",
-        grant={"purposes": ["xac-thuc-ho-so"]},
-        decision=APPROVE,
-    )
+    world = population_world(make_world, population_url, soap_version="1.2")
     rid = unique("soap12")
     purpose = {"X-Purpose": "xac-thuc-ho-so", "X-Request-Id": rid}
     answer = world.call("POST", "/cong-dan/xac-thuc", json=verify_body(), headers=purpose)
