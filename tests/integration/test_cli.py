@@ -1,0 +1,48 @@
+"""The `lgsp` commands a newcomer types: each simulator on its own, and a bootstrap key."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from registry import keys
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("name", ["population", "dossier", "civil-status", "portal"])
+def test_each_simulator_runs_on_its_own(name):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "simulate", name, "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, f"lgsp simulate {name} exited"
+                assert time.monotonic() < deadline, f"lgsp simulate {name} never answered"
+                time.sleep(0.1)
+        assert answer.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_gen_key_prints_a_usable_bootstrap_key():
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "gen-key"], capture_output=True,
+                         text=True, timeout=60, check=True).stdout.strip()  # fmt: skip
+    assert keys.parse_key(out) is not None
