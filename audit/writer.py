@@ -24,16 +24,21 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy.engine import Engine
 
 from audit.records import ExchangeRecord
 
 log = logging.getLogger(__name__)
+
+# A value the database refuses (PEP 249 names); anything else is the connection's fault.
+DATA_ERRORS = (sqlite3.DataError, sqlite3.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
 
 COLUMNS: tuple[str, ...] = tuple(
     c.name
@@ -105,20 +110,25 @@ class AuditWriter:
             await asyncio.sleep(0)
             batch = self._pending[: self._batch_max]
             del self._pending[: self._batch_max]
-            rows = [row for row, _ in batch]
-            if self._sqlite:
-                # A local file: inserting and flushing a batch takes well under a millisecond,
-                # less than handing it to a thread and back would cost under load.
-                error = self._commit(rows)
-            else:
-                error = await self._commit_async(rows)
-            for _, future in batch:
+            errors = await self._store([row for row, _ in batch])
+            for (_, future), error in zip(batch, errors, strict=True):
                 if future.done():
                     continue
                 if error is None:
                     future.set_result(None)
                 else:
                     future.set_exception(AuditUnavailable(str(error)))
+
+    async def _store(self, rows: list[dict[str, Any]]) -> list[BaseException | None]:
+        """Commit the batch; each row's error, if the database refused it."""
+        error = await self._commit(rows)
+        if error is None:
+            return [None] * len(rows)
+        if len(rows) == 1 or not isinstance(error, DATA_ERRORS):
+            return [error] * len(rows)
+        # The database refused a value, not the connection: one bad row must not fail the
+        # records of other callers that happened to share its batch.
+        return [await self._commit([row]) for row in rows]
 
     def _statement(self, rows: int) -> str:
         """INSERT … VALUES (…), (…): one statement, one step, for the whole batch."""
@@ -130,6 +140,10 @@ class AuditWriter:
 
     def _values(self, row: dict[str, Any]) -> list[Any]:
         values: list[Any] = [row.get(c) for c in COLUMNS]
+        for index, value in enumerate(values):
+            # Paths and headers are the caller's: PostgreSQL cannot store NUL in text.
+            if isinstance(value, str) and "\x00" in value:
+                values[index] = value.replace("\x00", "\ufffd")
         moment = values[_TIME]
         if self._sqlite and isinstance(moment, datetime):  # SQLAlchemy's format for SQLite, UTC
             values[_TIME] = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -154,58 +168,62 @@ class AuditWriter:
         finally:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
-    async def _commit_async(self, rows: list[dict[str, Any]]) -> BaseException | None:
-        """PostgreSQL: the batch in one round trip and its commit, awaited on the event loop."""
-        try:
-            parameters: list[Any] = []
-            for row in rows:
-                parameters += self._values(row)
-            if self._async_connection is None:
-                import psycopg
-
-                url = self._engine.url.set(drivername="postgresql")
-                self._async_connection = await psycopg.AsyncConnection.connect(
-                    url.render_as_string(hide_password=False)
-                )
-            async with self._async_connection.cursor() as cursor:
-                await cursor.execute(self._statement(len(rows)), parameters)
-            await self._async_connection.commit()
-            self.batches += 1
-            self.records += len(rows)
-            return None
-        except Exception as exc:  # any database failure fails every request of the batch
-            log.error("audit commit of %d records failed: %s", len(rows), type(exc).__name__)
-            if self._async_connection is not None:  # start afresh: it may be broken
-                with contextlib.suppress(Exception):
-                    await self._async_connection.close()
-                self._async_connection = None
-            return exc
-
-    def _commit(self, rows: list[dict[str, Any]]) -> BaseException | None:
-        """Insert and commit one batch; the error, if the database refused it."""
+    async def _commit(self, rows: list[dict[str, Any]]) -> BaseException | None:
+        """Insert and commit rows with one statement; the error, if the database refused it."""
         try:
             parameters: list[Any] = []
             for row in rows:
                 parameters += self._values(row)
             statement = self._statement(len(rows))
-            if self._connection is None:
-                self._connection = self._engine.raw_connection()
-            with self._turn():
-                cursor = self._connection.cursor()
-                try:
-                    cursor.execute(statement, parameters)
-                    self._connection.commit()
-                finally:
-                    cursor.close()
+            if self._sqlite:
+                # A local file: inserting and flushing a batch takes well under a millisecond,
+                # less than handing it to a thread and back would cost under load.
+                self._execute_sqlite(statement, parameters)
+            else:
+                await self._execute_postgres(statement, parameters)
             self.batches += 1
             self.records += len(rows)
             return None
-        except Exception as exc:  # any database failure fails every request of the batch
+        except Exception as exc:  # a database failure fails the requests of these rows
             log.error("audit commit of %d records failed: %s", len(rows), type(exc).__name__)
-            if self._connection is not None:  # start afresh: the connection may be broken
-                with contextlib.suppress(Exception):
-                    self._connection.rollback()
+            await self._recover(keep=isinstance(exc, DATA_ERRORS))
+            return exc
+
+    def _execute_sqlite(self, statement: str, parameters: list[Any]) -> None:
+        if self._connection is None:
+            self._connection = self._engine.raw_connection()
+        with self._turn():
+            cursor = self._connection.cursor()
+            try:
+                cursor.execute(statement, parameters)
+                self._connection.commit()
+            finally:
+                cursor.close()
+
+    async def _execute_postgres(self, statement: str, parameters: list[Any]) -> None:
+        """Awaited on the event loop through psycopg's asyncio connection (no thread)."""
+        if self._async_connection is None:
+            url = self._engine.url.set(drivername="postgresql")
+            self._async_connection = await psycopg.AsyncConnection.connect(
+                url.render_as_string(hide_password=False)
+            )
+        async with self._async_connection.cursor() as cursor:
+            await cursor.execute(statement, parameters)
+        await self._async_connection.commit()
+
+    async def _recover(self, *, keep: bool) -> None:
+        """Roll back; after anything but a refused value, start afresh on a new connection."""
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.rollback()
+            if not keep:
                 with contextlib.suppress(Exception):
                     self._connection.close()
                 self._connection = None
-            return exc
+        if self._async_connection is not None:
+            with contextlib.suppress(Exception):
+                await self._async_connection.rollback()
+            if not keep:
+                with contextlib.suppress(Exception):
+                    await self._async_connection.close()
+                self._async_connection = None

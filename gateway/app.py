@@ -16,10 +16,10 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.dataplane import DataPlane, Message, Receive, Scope, Send
-from gateway.problems import PROBLEM_CONTENT_TYPE, Problem, pointer
+from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from registry.types import error_location
+from registry.types import error_location, pointer
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
         loc = error_location(error)
         where = str(loc.pop(0)) if loc else "body"
         prefix = "" if where == "body" else f"/{where}"
-        errors.append({"pointer": pointer(loc, prefix), "message": str(error.get("msg", ""))})
+        errors.append({"pointer": prefix + pointer(*loc), "message": str(error.get("msg", ""))})
     return errors
 
 

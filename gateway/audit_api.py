@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -13,6 +13,7 @@ from audit.queries import BadCursor, ExchangeFilter, search
 from audit.records import ExchangeRecord, ExchangeRecordPublic, RecordKind
 from gateway.deps import AuditorDep, RuntimeDep, SessionDep
 from gateway.problems import Problem
+from registry.types import as_utc
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -20,10 +21,6 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 class ExchangePage(BaseModel):
     items: list[ExchangeRecordPublic]
     next_cursor: str | None
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 @router.get("/exchanges", response_model=ExchangePage)
@@ -50,7 +47,7 @@ def list_exchanges(
     cursor: str | None = None,
 ) -> ExchangePage:
     """Exchange records matching every given filter, newest first, a page at a time."""
-    since, until = _utc(since), _utc(until)
+    since, until = as_utc(since), as_utc(until)
     if since and until and until <= since:
         raise Problem(
             422,

@@ -21,12 +21,12 @@ from audit.records import RecordKind, new_record_id
 from audit.writer import AuditUnavailable
 from connectors import errors as ce
 from connectors.base import UpstreamRequest
-from gateway.problems import PROBLEM_CONTENT_TYPE, Problem, pointer
+from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
 from gateway.projection import project
 from gateway.runtime import Runtime
 from gateway.snapshot import CompiledRoute, GrantEntry, ServiceEntry
 from registry import keys
-from registry.types import ServiceStatus, resolve_pointer, utcnow
+from registry.types import ServiceStatus, pointer, resolve_pointer, utcnow
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -234,7 +234,7 @@ def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
 def _schema_errors(validator: Any, instance: Any, prefix: str) -> list[dict[str, str]]:
     errors = []
     for error in validator.iter_errors(instance):
-        errors.append({"pointer": pointer(error.instance_path, prefix), "message": error.message})
+        errors.append({"pointer": prefix + pointer(*error.instance_path), "message": error.message})
         if len(errors) >= MAX_ERRORS:
             break
     return errors
@@ -247,8 +247,8 @@ def _contract_errors(validator: Any, instance: Any) -> list[dict[str, str]]:
         keyword = str(error.schema_path[-1]) if error.schema_path else "schema"
         errors.append(
             {
-                "pointer": pointer(error.instance_path),
-                "message": f"fails '{keyword}' at schema {pointer(error.schema_path)}",
+                "pointer": pointer(*error.instance_path),
+                "message": f"fails '{keyword}' at schema {pointer(*error.schema_path)}",
             }
         )
         if len(errors) >= MAX_ERRORS:
@@ -501,6 +501,20 @@ class DataPlane:
                 404, "unknown-service", "Unknown service", "call /api/{service}/{version}/{path}"
             )
         service = services.get((name, version))
+        if service is None and (name, version) in self.runtime.snapshot.unavailable:
+            log.error(
+                "%s/%s called but unavailable: %s",
+                name,
+                version,
+                self.runtime.snapshot.unavailable[(name, version)],
+            )
+            raise Problem(
+                503,
+                "service-unavailable",
+                "Service unavailable",
+                f"{name}/{version} is published but cannot reach its provider: the hub's "
+                "operators have been alerted",
+            )
         if service is None:
             known = sorted(v for (n, v) in services if n == name)
             detail = (

@@ -34,5 +34,6 @@ def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
         "status": "ready",
         "registry_revision": runtime.snapshot.revision,
         "services": len(runtime.snapshot.services),
+        "unavailable": {f"{n}/{v}": why for (n, v), why in runtime.snapshot.unavailable.items()},
         "audit": {"batches": runtime.writer.batches, "records": runtime.writer.records},
     }

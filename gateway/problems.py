@@ -49,8 +49,3 @@ class Problem(Exception):
 
     def body(self, request_id: str | None) -> bytes:
         return orjson.dumps(self.document(request_id))
-
-
-def pointer(path: list[str | int] | tuple[str | int, ...], prefix: str = "") -> str:
-    """A JSON pointer (RFC 6901) from path elements."""
-    return prefix + "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)

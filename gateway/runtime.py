@@ -95,13 +95,18 @@ class Runtime:
     def _build(self) -> tuple[Snapshot, list[Connector]]:
         with Session(self.engine) as session:
             live: dict[str, tuple[str, Connector]] = {}
+            broken: dict[str, str] = {}
             for row in session.exec(select(ConnectorRow)):
                 fingerprint = connector_fingerprint(row)
                 known = self._connectors.get(row.name)
                 if known is not None and known[0] == fingerprint:
                     live[row.name] = known
-                else:
+                    continue
+                try:
                     live[row.name] = (fingerprint, create_connector(row))
+                except Exception as exc:  # one bad row must not take the whole registry down
+                    log.error("connector %s cannot be built: %s", row.name, exc)
+                    broken[row.name] = str(exc) or type(exc).__name__
             stale = [
                 c
                 for name, (fp, c) in self._connectors.items()
@@ -112,6 +117,7 @@ class Runtime:
                 session,
                 validators=self.validators,
                 connectors={name: c for name, (_, c) in live.items()},
+                broken=broken,
             )
         return snapshot, stale
 

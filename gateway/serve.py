@@ -52,16 +52,19 @@ def _run(host: str, port: int, log_level: str, shared: bool) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def _ensure_free(host: str, port: int) -> None:
-    """Refuse a port another program holds: with SO_REUSEPORT we would silently share it."""
+def ensure_free(host: str, port: int, *, command: str = "lgsp serve", hint: str = "") -> None:
+    """Refuse a port another program holds (with SO_REUSEPORT we would silently share it)."""
     try:
         _socket(host, port, shared=False).close()
     except OSError as exc:
-        raise SystemExit(f"lgsp serve: cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise SystemExit(
+            f"{command}: cannot listen on {host}:{port}: {exc.strerror}"
+            + (f"; {hint}" if hint else "")
+        ) from None
 
 
 def serve(*, host: str, port: int, workers: int, log_level: str = "warning") -> None:
-    _ensure_free(host, port)
+    ensure_free(host, port)
     if workers <= 1:
         _run(host, port, log_level, shared=False)
         return

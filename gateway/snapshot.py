@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -21,7 +21,7 @@ from gateway.projection import FieldTree, compile_fields
 from registry.models import ApiKey, Consumer, Grant, Route, Service
 from registry.models import Connector as ConnectorRow
 from registry.revision import current
-from registry.types import GrantStatus, ServiceStatus
+from registry.types import GrantStatus, ServiceStatus, as_utc
 from schemas.checks import compile_validator
 
 Validator = Any  # a compiled jsonschema_rs validator
@@ -103,13 +103,9 @@ class Snapshot:
     keys: dict[str, KeyEntry] = field(default_factory=dict)
     services: dict[tuple[str, str], ServiceEntry] = field(default_factory=dict)
     grants: dict[tuple[str, str], tuple[GrantEntry, ...]] = field(default_factory=dict)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; the registry stores UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+    # Published services whose connector could not be built, with the reason (an operator's
+    # problem: answered 503, listed by /readyz).
+    unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def compile_path(template: str) -> re.Pattern[str]:
@@ -129,6 +125,7 @@ def load(
     *,
     validators: ValidatorCache,
     connectors: dict[str, Connector],
+    broken: dict[str, str] | None = None,
 ) -> Snapshot:
     """Read the registry; `connectors` maps connector names to live connectors already built."""
     revision = current(session)
@@ -142,15 +139,20 @@ def load(
             key_hash=key.key_hash,
             consumer=consumer.name,
             agency_code=consumer.agency_code,
-            expires_at=_aware(key.expires_at),
+            expires_at=as_utc(key.expires_at),
             revoked=key.revoked_at is not None,
             active=consumer.active,
         )
 
     services: dict[tuple[str, str], ServiceEntry] = {}
+    unavailable: dict[tuple[str, str], str] = {}
     for svc in session.exec(select(Service)):
+        if svc.status in (ServiceStatus.DRAFT, ServiceStatus.RETIRED):
+            continue
         connector = connectors.get(svc.connector)
-        if connector is None or svc.status in (ServiceStatus.DRAFT, ServiceStatus.RETIRED):
+        if connector is None:
+            reason = (broken or {}).get(svc.connector, "its connector is missing")
+            unavailable[(svc.name, svc.version)] = f"connector {svc.connector}: {reason}"
             continue
         routes = []
         for route in svc.route_models():
@@ -185,8 +187,8 @@ def load(
                 versions=frozenset(grant.versions),
                 purposes=frozenset(grant.purposes),
                 fields=compile_fields(grant.fields),
-                valid_from=_aware(grant.valid_from),
-                valid_until=_aware(grant.valid_until),
+                valid_from=as_utc(grant.valid_from),
+                valid_until=as_utc(grant.valid_until),
                 reason=grant.reason,
                 legal_basis=grant.legal_basis,
             )
@@ -196,4 +198,5 @@ def load(
         keys=keys,
         services=services,
         grants={k: tuple(v) for k, v in grants.items()},
+        unavailable=unavailable,
     )

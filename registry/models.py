@@ -7,7 +7,8 @@ grants (sharing agreements), and principals (management keys with a role).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,19 +37,12 @@ from registry.types import (
     Text,
     Title,
     Version,
+    as_utc,
     utcnow,
 )
 from schemas.checks import check_schema
 
-
-def _utc(value: datetime | None) -> datetime | None:
-    """Naive datetimes are taken as UTC, so naive and aware values compare (and store) alike."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 PATH_TEMPLATE_RE = re.compile(r"^(/(?:[A-Za-z0-9._~-]+|\{[a-z_][a-z0-9_]*\}))*/?$")
 XML_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -254,6 +248,11 @@ class Route(BaseModel):
         if bad:
             raise ValueError(f"statuses must be 4xx or 5xx (see {', '.join(bad)})")
         return value
+
+    @cached_property
+    def reverse_field_map(self) -> dict[str, str]:
+        """XML element name -> JSON field name, for reading replies (computed once per route)."""
+        return {xml: name for name, xml in self.field_map.items()}
 
     @property
     def is_idempotent(self) -> bool:

@@ -48,6 +48,11 @@ def _json_pointer(value: str) -> str:
 JsonPointer = Annotated[str, StringConstraints(max_length=500), AfterValidator(_json_pointer)]
 
 
+def pointer(*parts: str | int) -> str:
+    """A JSON pointer (RFC 6901) from path elements."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
 def pointer_tokens(pointer: str) -> list[str]:
     """Split an RFC 6901 pointer into unescaped reference tokens."""
     if not pointer:
@@ -94,6 +99,13 @@ def error_location(error: Mapping[str, Any]) -> list[str | int]:
     if isinstance(cause, RuleError):
         loc += list(cause.at)
     return loc
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """In UTC: a naive value is taken as UTC already (SQLite hands back naive datetimes)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utcnow() -> datetime:

@@ -89,7 +89,7 @@ class SoapConnector(HttpConnector):
             raise error_for_status(reply, self.label)
         if element is None:
             return {}
-        reverse_map = {xml: name for name, xml in route.field_map.items()}
+        reverse_map = route.reverse_field_map
         data = element_to_json(element, reverse_map)
         if data == "":
             return {}

@@ -12,7 +12,6 @@ import io
 import os
 import shlex
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -30,19 +29,6 @@ DEMO_SECRETS = {
     "DEMO_CIVIL_STATUS_CLIENT_SECRET": "bi-mat-demo",
     "DEMO_DOSSIER_API_KEY": "dossier-demo-key",
 }
-
-
-def _check_free(host: str, ports: list[int]) -> None:
-    for port in ports:
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                raise SystemExit(
-                    f"lgsp demo: port {port} on {host} is taken; stop what uses it "
-                    "(an earlier demo?) or choose another hub port with --port"
-                ) from None
 
 
 def _admin_key(data_dir: Path) -> str:
@@ -83,6 +69,7 @@ def run_demo(
 ) -> int:
     from gateway.app import Hub
     from gateway.manifest_client import apply
+    from gateway.serve import ensure_free
     from gateway.settings import Settings
     from simulators import citizens, civil_status, dossier, population, portal
     from simulators.server import run_in_thread
@@ -91,7 +78,13 @@ def run_demo(
         sys.stdout.reconfigure(line_buffering=True)  # the tour reaches a pipe at once
     data_dir.mkdir(parents=True, exist_ok=True)
     ports = {name: sim_port_base + i for i, name in enumerate(SIMULATORS)}
-    _check_free(host, [hub_port, *ports.values()])
+    for port in (hub_port, *ports.values()):
+        ensure_free(
+            host,
+            port,
+            command="lgsp demo",
+            hint="stop what uses it (an earlier demo?) or choose other ports",
+        )
     manifest = _manifest_for(ports, data_dir)
     os.environ.update({k: v for k, v in DEMO_SECRETS.items() if k not in os.environ})
     admin = _admin_key(data_dir)

@@ -11,12 +11,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from registry.types import error_location
-
-
-def pointer(*parts: str | int) -> str:
-    """A JSON pointer (RFC 6901) from path elements."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+from registry.types import error_location, pointer
 
 
 class RegistryError(Exception):

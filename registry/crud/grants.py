@@ -6,7 +6,6 @@ One grant per consumer and service. Changing the terms of a decided grant sends 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError, model_validator
@@ -24,7 +23,7 @@ from registry.models import (
     GrantUpdate,
     Service,
 )
-from registry.types import GrantStatus, Role, Text, utcnow
+from registry.types import GrantStatus, Role, Text, as_utc, utcnow
 
 TERMS = ("versions", "purposes", "fields", "valid_from", "valid_until", "description")
 DECISION = ("status", "reason", "legal_basis")
@@ -51,10 +50,6 @@ class GrantSpec(GrantCreate):
 
 def key(grant: Grant | GrantCreate) -> str:
     return f"{grant.consumer}/{grant.service}"
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.astimezone(UTC) if value is not None else None
 
 
 def spec(grant: Grant) -> dict[str, Any]:
@@ -123,8 +118,8 @@ def create_grant(
     fields = data.model_dump(exclude={"valid_from", "valid_until"})
     grant = Grant(
         **fields,
-        valid_from=_utc(data.valid_from),
-        valid_until=_utc(data.valid_until),
+        valid_from=as_utc(data.valid_from),
+        valid_until=as_utc(data.valid_until),
         requested_by=requested_by,
     )
     session.add(grant)
@@ -141,8 +136,8 @@ def set_terms(*, session: Session, grant: Grant, data: GrantCreate) -> dict[str,
         return changes
     for name in TERMS:
         setattr(grant, name, getattr(data, name))
-    grant.valid_from = _utc(data.valid_from)
-    grant.valid_until = _utc(data.valid_until)
+    grant.valid_from = as_utc(data.valid_from)
+    grant.valid_until = as_utc(data.valid_until)
     if grant.status is not GrantStatus.REQUESTED:
         changes["status"] = [grant.status.value, GrantStatus.REQUESTED.value]
         grant.status = GrantStatus.REQUESTED

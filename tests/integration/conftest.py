@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from starlette.routing import Route
 
 from simulators import population
 from simulators.server import run_in_thread
-from tests.conftest import RunningHub
+from tests.conftest import RunningHub, free_port
 
 CALLS: dict[str, int] = {}
 SEEN: list[dict[str, Any]] = []
@@ -116,10 +115,7 @@ def population_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def closed_port_url() -> str:
     """A loopback port nobody listens on: connections are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @dataclass
@@ -168,8 +164,12 @@ def audit_records(hub: RunningHub, **filters: Any) -> list[dict[str, Any]]:
 
 
 def random_agency() -> str:
-    a, b, c = (secrets.randbelow(100) for _ in range(3))
-    return f"000.{a:02d}.{b:02d}.H{c:02d}"
+    """An agency code nobody else in the session uses (its space is large enough: ~2.6e10)."""
+    letter = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[secrets.randbelow(26)]
+    return (
+        f"{secrets.randbelow(1000):03d}.{secrets.randbelow(100):02d}."
+        f"{secrets.randbelow(100):02d}.{letter}{secrets.randbelow(100):02d}"
+    )
 
 
 def ok(answer: httpx.Response, status: int = 201) -> dict[str, Any]:

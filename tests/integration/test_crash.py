@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,14 +17,8 @@ from sqlalchemy import text
 from gateway.db import make_engine
 from gateway.settings import Settings
 from registry import keys
-from tests.conftest import BACKENDS, RunningHub
+from tests.conftest import BACKENDS, RunningHub, free_port
 from tests.integration.conftest import APPROVE, provision
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start(database_url: str, admin_key: str, port: int) -> subprocess.Popen[bytes]:
@@ -61,7 +54,7 @@ def _start(database_url: str, admin_key: str, port: int) -> subprocess.Popen[byt
 def test_sigkill_loses_no_answered_record(backend, database_urls: Callable[[str], str], upstream):
     url = database_urls(backend)
     admin_key = keys.issue_key(pepper="unused").key
-    port = _free_port()
+    port = free_port()
     process = _start(url, admin_key, port)
     try:
         hub = RunningHub(

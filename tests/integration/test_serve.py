@@ -13,12 +13,7 @@ import httpx
 import pytest
 
 from registry import keys
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import free_port
 
 
 def _children(pid: int) -> set[int]:
@@ -57,7 +52,7 @@ def _ready(url: str) -> bool:
 
 @pytest.mark.slow
 def test_workers_serve_restart_and_stop(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LGSP_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
            "LGSP_BOOTSTRAP_ADMIN_KEY": keys.issue_key(pepper="x").key}  # fmt: skip
     supervisor = subprocess.Popen(

@@ -11,18 +11,10 @@ import httpx
 import pytest
 
 from tests.conftest import RunningHub
+from tests.integration.conftest import random_agency
 
 UPSTREAM = "http://127.0.0.1:9"  # never called: these tests manage the registry only
 ROUTE = {"method": "GET", "path": "/cong-dan/{so_dinh_danh}"}
-
-
-def random_agency() -> str:
-    """An agency code nobody else in the session uses (their space is large enough)."""
-    letter = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[secrets.randbelow(26)]
-    return (
-        f"{secrets.randbelow(1000):03d}.{secrets.randbelow(100):02d}."
-        f"{secrets.randbelow(100):02d}.{letter}{secrets.randbelow(100):02d}"
-    )
 
 
 def ok(answer: httpx.Response, status: int = 200) -> Any:

@@ -564,3 +564,40 @@ def test_provider_answer_too_deep_is_502(make_world, upstream):
                        grant={}, decision=APPROVE)  # fmt: skip
     doc = problem(world.call("GET", "/x"), 502, "provider-bad-response")
     assert "nested" in doc["detail"]
+
+
+def test_nul_in_the_path_is_answered_and_recorded(hub, make_world, upstream, unique):
+    """PostgreSQL cannot store NUL: the record is kept anyway (and no other batch fails)."""
+    world = make_world(base_url=upstream, routes=[ECHO_ROUTE], grant={}, decision=APPROVE)
+    rid = unique("nul")
+    with world.hub.client(world.key) as client:
+        answer = client.post("/api/svc%00x/v1/a", json={}, headers={"X-Request-Id": rid})
+    problem(answer, 404, "unknown-service")
+    (record,) = audit_records(hub, request_id=rid)
+    assert record["service"] == "svc\ufffdx" and record["hub_status"] == 404
+
+
+def test_a_connector_broken_behind_the_hubs_back_fails_alone(hub, make_world, population_url,
+                                                              upstream):  # fmt: skip
+    """A row changed in the database (bypassing validation) disables its services, only them."""
+    import time
+
+    from sqlalchemy import text
+
+    broken = population_world(make_world, population_url)
+    healthy = make_world(base_url=upstream, routes=[ECHO_ROUTE], grant={}, decision=APPROVE)
+    with hub.hub.runtime.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE connector SET options = '{}' WHERE name = :n"), {"n": broken.connector}
+        )  # a SOAP connector without its namespace
+        connection.execute(text("UPDATE registrystate SET revision = revision + 1"))
+    deadline = time.monotonic() + 5
+    while f"{broken.service}/v1" not in httpx.get(f"{hub.url}/readyz").json()["unavailable"]:
+        assert time.monotonic() < deadline, "the replica never noticed the broken connector"
+        time.sleep(0.1)
+
+    answer = broken.call("POST", "/cong-dan/xac-thuc", json=verify_body(),
+                         headers={"X-Purpose": "xac-thuc-ho-so"})  # fmt: skip
+    problem(answer, 503, "service-unavailable")
+    assert "namespace" not in answer.text  # the reason is for operators, not consumers
+    assert healthy.call("POST", "/echo/a", json={}).status_code == 200

@@ -96,17 +96,36 @@ def test_close_commits_what_is_pending_and_refuses_more(engine):
     assert _count(engine) == 50
 
 
-def test_a_failed_commit_fails_every_waiting_write_and_the_writer_recovers(engine):
+def test_a_refused_row_fails_alone_and_the_writer_keeps_going(engine):
+    """One row the database refuses does not fail the other callers sharing its batch."""
     writer = AuditWriter(engine)
 
     async def main() -> None:
-        bad = {**_row(1), "id": None}  # NOT NULL: the insert fails
+        bad = {**_row(1), "id": None}  # NOT NULL: the database refuses this row
         results = await asyncio.gather(
-            writer.write(bad), writer.write(_row(2)), return_exceptions=True
+            writer.write(_row(2)), writer.write(bad), writer.write(_row(3)), return_exceptions=True
         )
-        assert all(isinstance(r, AuditUnavailable) for r in results)  # one batch, one fate
-        await writer.write(_row(3))  # a fresh connection, and the writer keeps going
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], AuditUnavailable)
+        await writer.write(_row(4))  # and the writer goes on
         await writer.aclose()
 
     asyncio.run(main())
-    assert _count(engine) == 1
+    assert _count(engine) == 3
+
+
+def test_nul_characters_from_callers_are_stored_not_refused(engine):
+    """A path or header with NUL (which PostgreSQL's text refuses) still gets its record."""
+    writer = AuditWriter(engine)
+    row = {**_row(5), "service": "svc\x00x", "error": "no service svc\x00x"}
+
+    async def main() -> None:
+        await writer.write(row)
+        await writer.aclose()
+
+    asyncio.run(main())
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT service FROM exchange_record WHERE id = :i"), {"i": row["id"]}
+        ).scalar_one()
+    assert stored == "svc\ufffdx"

@@ -60,7 +60,7 @@ def test_keys_round_trip_and_compare():
     assert keys.parse_key("lgsp_short.x") is None
 
 
-def test_settings_refuse_default_secrets_outside_development(monkeypatch):
+def test_settings_refuse_default_secrets_outside_development():
     with pytest.raises(ValueError, match="LGSP_KEY_PEPPER"):
         Settings(environment="production", subject_hmac_key="s" * 40)
     with pytest.raises(ValueError, match="LGSP_SUBJECT_HMAC_KEY"):
