@@ -141,6 +141,15 @@ def provision(hub: Hub, *, upstream_url: str) -> str:
                 },
             )
         )
+        contracts = {}
+        for name, schema in (
+            ("request_schema", payloads.REQUEST_SCHEMA),
+            ("response_schema", payloads.RESPONSE_SCHEMA),
+        ):
+            subject = f"bench.{name.removesuffix('_schema')}"
+            url = f"/admin/schemas/{subject}/versions"
+            version = _ok(admin.post(url, json={"schema": schema}))["version"]
+            contracts[name] = {"subject": subject, "version": version}
         _ok(
             admin.post(
                 "/admin/services",
@@ -158,8 +167,7 @@ def provision(hub: Hub, *, upstream_url: str) -> str:
                             "path": ROUTE,
                             "upstream_path": UPSTREAM_PATH,
                             "idempotent": True,
-                            "request_schema": payloads.REQUEST_SCHEMA,
-                            "response_schema": payloads.RESPONSE_SCHEMA,
+                            **contracts,
                         }
                     ],
                 },

@@ -17,6 +17,8 @@ class UpstreamRequest:
     # Passed upstream as they are: X-Request-Id, traceparent, X-LGSP-Consumer, X-LGSP-Agency,
     # X-Purpose. The connector adds its own (auth, SOAPAction, static headers).
     headers: dict[str, str] = field(default_factory=dict)
+    # The response contract with its $refs inlined: SOAP replies are typed by it.
+    response_schema: Any = None
 
 
 @dataclass(slots=True)

@@ -126,11 +126,12 @@ def create_api(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_problem_handlers(app)
 
-    from gateway import admin, audit_api, health
+    from gateway import admin, audit_api, confluent, health
 
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(audit_api.router)
+    app.include_router(confluent.router)
     return app
 
 

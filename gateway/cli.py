@@ -1,4 +1,4 @@
-"""`lgsp`: run the hub, the demo and the simulators; apply and export manifests."""
+"""`lgsp`: run the hub, the demo and the simulators; apply and export manifests; check schemas."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -61,6 +62,31 @@ def _export(args: argparse.Namespace) -> int:
         return export(hub_url=hub, key=key, out=out)
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from gateway import schema_client as client
+
+    if args.action == "diff" and args.subject is None:
+        if args.other is None:
+            print("lgsp schema diff: give --subject S, or two files OLD NEW", file=sys.stderr)
+            return 2
+        return client.diff_files(
+            old=Path(args.file), new=Path(args.other), policy=args.policy, out=sys.stdout
+        )
+    if args.subject is None:
+        print(f"lgsp schema {args.action}: --subject is required", file=sys.stderr)
+        return 2
+    hub, key = _hub_and_key(args)
+    common: dict[str, Any] = {
+        "hub": hub, "key": key, "path": Path(args.file), "subject": args.subject,
+        "references": args.reference, "out": sys.stdout,
+    }  # fmt: skip
+    if args.action == "check":
+        return client.check(**common, level=args.level, policy=args.policy, version=args.version)
+    if args.action == "diff":
+        return client.diff_remote(**common, version=args.version)
+    return client.register(**common)
+
+
 def _gen_key(_: argparse.Namespace) -> int:
     from registry.keys import issue_key
 
@@ -110,6 +136,27 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("-o", "--output", default="-")
         sub.set_defaults(func=func)
+
+    schema = commands.add_parser(
+        "schema",
+        help="check, diff or register a JSON Schema file against a subject",
+        description="Exit codes: 0 compatible or done, 1 a break or a refusal, 3 undecided, "
+        "2 a local problem.",
+    )
+    schema.add_argument("action", choices=["check", "diff", "register"])
+    schema.add_argument("file", help="the JSON Schema file (for diff without --subject: OLD)")
+    schema.add_argument("other", nargs="?", help="diff without --subject: the NEW file")
+    schema.add_argument("--subject", help="the subject in the hub's registry")
+    schema.add_argument("--version", type=int, help="check or diff against this version only")
+    schema.add_argument("--level", help="check under this level instead of the subject's")
+    schema.add_argument("--policy", help="DEFAULT or ROBUST instead of the subject's")
+    schema.add_argument(
+        "--reference", action="append", default=[], metavar="NAME=SUBJECT:VERSION",
+        help="a $ref target the schema names (repeatable)",
+    )  # fmt: skip
+    schema.add_argument("--hub", default=os.environ.get("LGSP_HUB_URL", "http://127.0.0.1:8080"))
+    schema.add_argument("--key", default=None, help="management key (or LGSP_KEY)")
+    schema.set_defaults(func=_schema)
 
     gen = commands.add_parser("gen-key", help="print a new key for LGSP_BOOTSTRAP_ADMIN_KEY")
     gen.set_defaults(func=_gen_key)

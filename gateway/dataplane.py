@@ -27,6 +27,8 @@ from gateway.runtime import Runtime
 from gateway.snapshot import CompiledRoute, GrantEntry, ServiceEntry
 from registry import keys
 from registry.types import ServiceStatus, pointer, resolve_pointer, utcnow
+from schemas.nesting import too_deep
+from schemas.validation import explain
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -214,27 +216,16 @@ def _connector_problem(exc: ce.ConnectorError, connector: str) -> Problem:
     )
 
 
-def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether `value` nests containers more than `limit` levels (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
+def _too_deep(value: Any) -> bool:
+    return too_deep(value, MAX_DEPTH)
 
 
 def _schema_errors(validator: Any, instance: Any, prefix: str) -> list[dict[str, str]]:
     errors = []
     for error in validator.iter_errors(instance):
-        errors.append({"pointer": prefix + pointer(*error.instance_path), "message": error.message})
+        errors.append(
+            {"pointer": prefix + pointer(*error.instance_path), "message": explain(error)}
+        )
         if len(errors) >= MAX_ERRORS:
             break
     return errors
@@ -397,6 +388,7 @@ class DataPlane:
                     query=query,
                     body=body,
                     headers=upstream_headers,
+                    response_schema=route.response_schema,
                 )
             )
         except ce.ConnectorError as exc:

@@ -1,8 +1,9 @@
 """`lgsp apply` and `lgsp export`: manifests as YAML on disk, JSON on the wire.
 
 Secrets never sit in a manifest: `secret: {env: NAME}` is read from this process's environment
-just before sending. Exit codes: 0 done, 1 the hub refused (its errors are printed with their
-pointers into the manifest), 2 a local problem (unreadable file, missing variable).
+just before sending. A schema may sit in its own file: `schema: {file: PATH}`, PATH beside the
+manifest, is read here too. Exit codes: 0 done, 1 the hub refused (its errors are printed with
+their pointers into the manifest), 2 a local problem (unreadable file, missing variable).
 """
 
 from __future__ import annotations
@@ -56,6 +57,35 @@ def resolve_secrets(document: dict[str, Any]) -> dict[str, Any]:
             connector = {**connector, "auth": {**auth, "secret": os.environ[name]}}
         resolved.append(connector)
     return {**document, "connectors": resolved}
+
+
+def resolve_schema_files(document: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The document with every `schema: {file: PATH}` replaced by that JSON file's content
+    (PATH relative to the manifest's folder)."""
+    subjects = document.get("schemas")
+    if not isinstance(subjects, list):
+        return document
+    resolved = []
+    for i, subject in enumerate(subjects):
+        versions = subject.get("versions") if isinstance(subject, dict) else None
+        if isinstance(versions, list):
+            loaded = []
+            for j, version in enumerate(versions):
+                schema = version.get("schema") if isinstance(version, dict) else None
+                if isinstance(schema, dict) and set(schema) == {"file"}:
+                    path = base / str(schema["file"])
+                    where = f"/schemas/{i}/versions/{j}/schema"
+                    try:
+                        content = json.loads(path.read_text(encoding="utf-8"))
+                    except OSError as exc:
+                        raise LocalError(f"{where}: cannot read {path}: {exc.strerror}") from None
+                    except ValueError as exc:
+                        raise LocalError(f"{where}: {path} is not JSON: {exc}") from None
+                    version = {**version, "schema": content}
+                loaded.append(version)
+            subject = {**subject, "versions": loaded}
+        resolved.append(subject)
+    return {**document, "schemas": resolved}
 
 
 def _json_default(value: object) -> str:
@@ -112,7 +142,7 @@ def _request(method: str, url: str, key: str, **kwargs: Any) -> httpx.Response:
 def apply(*, hub_url: str, key: str, path: Path, dry_run: bool, out: TextIO) -> int:
     """Send the manifest at `path` to the hub and print what changed (or would)."""
     try:
-        document = resolve_secrets(_read(path))
+        document = resolve_schema_files(resolve_secrets(_read(path)), path.parent)
         body = json.dumps(document, default=_json_default, ensure_ascii=False).encode()
     except (LocalError, TypeError) as exc:
         out.write(f"error: {exc}\n")

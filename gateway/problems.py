@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -48,4 +49,12 @@ class Problem(Exception):
         return doc
 
     def body(self, request_id: str | None) -> bytes:
-        return orjson.dumps(self.document(request_id))
+        return dump_json(self.document(request_id))
+
+
+def dump_json(data: Any) -> bytes:
+    """JSON bytes; integers beyond 64 bits (a counterexample may hold one) take the slow path."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()

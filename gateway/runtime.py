@@ -16,10 +16,11 @@ from connectors.factory import create_connector
 from gateway.db import make_engine
 from gateway.migrate import migrate
 from gateway.settings import Settings
-from gateway.snapshot import Snapshot, ValidatorCache, connector_fingerprint, load
+from gateway.snapshot import Snapshot, connector_fingerprint, load
 from registry import principals
 from registry.models import Connector as ConnectorRow
 from registry.revision import current
+from schemas.cache import ValidatorCache
 
 log = logging.getLogger(__name__)
 

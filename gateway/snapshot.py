@@ -22,26 +22,10 @@ from registry.models import ApiKey, Consumer, Grant, Route, Service
 from registry.models import Connector as ConnectorRow
 from registry.revision import current
 from registry.types import GrantStatus, ServiceStatus, as_utc
-from schemas.checks import compile_validator
-
-Validator = Any  # a compiled jsonschema_rs validator
-
-
-class ValidatorCache:
-    """Compiled validators keyed by schema content, kept across snapshots."""
-
-    def __init__(self) -> None:
-        self._cache: dict[bytes, Validator] = {}
-
-    def get(self, schema: dict[str, Any] | None) -> Validator | None:
-        if schema is None:
-            return None
-        key = hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).digest()
-        validator = self._cache.get(key)
-        if validator is None:
-            validator = compile_validator(schema)
-            self._cache[key] = validator
-        return validator
+from schemas import store as schema_store
+from schemas.cache import Compiled, Validator, ValidatorCache
+from schemas.errors import SchemaError
+from schemas.models import SchemaRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +36,7 @@ class CompiledRoute:
     params: Validator | None
     request: Validator | None
     response: Validator | None
+    response_schema: Any  # the response contract with its $refs inlined (SOAP typing)
     subject_pointer: str | None
 
 
@@ -108,6 +93,35 @@ class Snapshot:
     unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
+def _contract(
+    session: Session, validators: ValidatorCache, ref: SchemaRef | None
+) -> Compiled | None:
+    if ref is None:
+        return None
+    version = schema_store.get_version(
+        session=session, subject=ref.subject, version=ref.version, deleted=True
+    )
+    return validators.get(session=session, version=version)
+
+
+def _compile_route(
+    session: Session, validators: ValidatorCache, svc: Service, route: Route
+) -> CompiledRoute:
+    params = _contract(session, validators, route.params_schema)
+    request = _contract(session, validators, route.request_schema)
+    response = _contract(session, validators, route.response_schema)
+    return CompiledRoute(
+        route=route,
+        label=f"{route.method.value} {route.path}",
+        pattern=compile_path(route.path),
+        params=params and params.validator,
+        request=request and request.validator,
+        response=response and response.validator,
+        response_schema=response and response.schema,
+        subject_pointer=route.subject_pointer or svc.subject_pointer,
+    )
+
+
 def compile_path(template: str) -> re.Pattern[str]:
     parts = re.split(r"(\{[a-z_][a-z0-9_]*\})", template)
     regex = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
@@ -154,19 +168,13 @@ def load(
             reason = (broken or {}).get(svc.connector, "its connector is missing")
             unavailable[(svc.name, svc.version)] = f"connector {svc.connector}: {reason}"
             continue
-        routes = []
-        for route in svc.route_models():
-            routes.append(
-                CompiledRoute(
-                    route=route,
-                    label=f"{route.method.value} {route.path}",
-                    pattern=compile_path(route.path),
-                    params=validators.get(route.params_schema),
-                    request=validators.get(route.request_schema),
-                    response=validators.get(route.response_schema),
-                    subject_pointer=route.subject_pointer or svc.subject_pointer,
-                )
-            )
+        try:
+            routes = [
+                _compile_route(session, validators, svc, route) for route in svc.route_models()
+            ]
+        except (SchemaError, ValueError) as exc:
+            unavailable[(svc.name, svc.version)] = f"contract: {exc}"
+            continue
         services[(svc.name, svc.version)] = ServiceEntry(
             name=svc.name,
             version=svc.version,

@@ -3,6 +3,7 @@
     apiVersion: lgsp.laichau.gov.vn/v1
     kind: Manifest
     agencies: [...]     # AgencyCreate
+    schemas: [...]      # registry.crud.schemas.SubjectSpec: subjects and their declared versions
     connectors: [...]   # ConnectorCreate; auth.secret a string, or absent to keep the stored one
     services: [...]     # ServiceCreate
     consumers: [...]    # ConsumerCreate
@@ -22,9 +23,9 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
-from registry.crud import access, agencies, connectors, consumers, grants, services
+from registry.crud import access, agencies, connectors, consumers, grants, schemas, services
 from registry.crud.diff import diff
-from registry.crud.errors import Invalid, RegistryError
+from registry.crud.errors import Conflict, Forbidden, Invalid, RegistryError
 from registry.models import (
     Agency,
     AgencyCreate,
@@ -34,9 +35,10 @@ from registry.models import (
     ServiceCreate,
 )
 from registry.types import GrantStatus
+from schemas.errors import SchemaError
 
 API_VERSION = "lgsp.laichau.gov.vn/v1"
-KINDS = ("agencies", "connectors", "services", "consumers", "grants")
+KINDS = ("agencies", "schemas", "connectors", "services", "consumers", "grants")
 M = TypeVar("M", bound=BaseModel)
 NEVER_DELETES = "objects absent from the manifest are left as they are: apply never deletes"
 
@@ -49,6 +51,7 @@ class Manifest(BaseModel):
     api_version: Literal["lgsp.laichau.gov.vn/v1"] = Field(alias="apiVersion")
     kind: Literal["Manifest"]
     agencies: list[dict[str, Any]] = []
+    schemas: list[dict[str, Any]] = []
     connectors: list[dict[str, Any]] = []
     services: list[dict[str, Any]] = []
     consumers: list[dict[str, Any]] = []
@@ -90,6 +93,14 @@ def _agency(session: Session, raw: dict[str, Any], caller: access.Caller) -> Out
         access.require_admin(caller, f"changing agency {data.code}")
     changes = agencies.replace_agency(session=session, agency=agency, data=data)
     return _outcome("agency", data.code, False, changes)
+
+
+def _schema(session: Session, raw: dict[str, Any], caller: access.Caller) -> list[Outcome]:
+    data = _parse(schemas.SubjectSpec, raw)
+    done = schemas.apply_subject(session, caller, data)
+    if not done:
+        return [Outcome("schema", data.subject, "unchanged", {}, "update")]
+    return [Outcome("schema", key, action, changes, action) for action, key, changes in done]
 
 
 def _with_secret(raw: dict[str, Any], existing: Connector | None) -> dict[str, Any]:
@@ -183,14 +194,22 @@ def _grant(session: Session, raw: dict[str, Any], caller: access.Caller) -> Outc
     return outcome
 
 
-Apply = Callable[[Session, dict[str, Any], access.Caller], Outcome]
+Apply = Callable[[Session, dict[str, Any], access.Caller], Outcome | list[Outcome]]
 STEPS: Sequence[tuple[str, Apply, Callable[[dict[str, Any]], str]]] = (
     ("agencies", _agency, lambda r: str(r.get("code"))),
+    ("schemas", _schema, lambda r: str(r.get("subject"))),
     ("connectors", _connector, lambda r: str(r.get("name"))),
     ("services", _service, lambda r: f"{r.get('name')}/{r.get('version')}"),
     ("consumers", _consumer, lambda r: str(r.get("name"))),
     ("grants", _grant, lambda r: f"{r.get('consumer')}/{r.get('service')}"),
 )
+
+
+def _schema_refusal(exc: SchemaError) -> RegistryError:
+    """A schema refusal inside a manifest, in the registry's terms (pointers kept)."""
+    kind = {409: Conflict, 403: Forbidden}.get(exc.status, Invalid)
+    errors = exc.errors or [{"pointer": "", "message": exc.detail}]
+    return kind(exc.detail, errors=errors)
 
 
 def apply_manifest(*, session: Session, manifest: Manifest, caller: access.Caller) -> list[Outcome]:
@@ -208,7 +227,10 @@ def apply_manifest(*, session: Session, manifest: Manifest, caller: access.Calle
                 raise Invalid.at(where, f"{ident} appears twice (see /{kind}/{seen[ident]})")
             seen[ident] = i
             try:
-                outcomes.append(step(session, raw, caller))
+                done = step(session, raw, caller)
             except RegistryError as exc:
                 raise exc.under(where) from None
+            except SchemaError as exc:
+                raise _schema_refusal(exc).under(where) from None
+            outcomes.extend(done if isinstance(done, list) else [done])
     return outcomes

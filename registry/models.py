@@ -40,7 +40,7 @@ from registry.types import (
     as_utc,
     utcnow,
 )
-from schemas.checks import check_schema
+from schemas.models import SchemaRef
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
@@ -210,9 +210,11 @@ class Route(BaseModel):
     soap_action: str | None = None
     field_map: dict[str, str] = {}
     fault_status: dict[str, int] = {}  # SOAP fault code (or detail code) -> HTTP status
-    params_schema: dict[str, Any] | None = None  # path + query parameters as one object
-    request_schema: dict[str, Any] | None = None
-    response_schema: dict[str, Any] | None = None
+    # Contracts, as registered schema versions: path + query parameters (as one object),
+    # request body, response body.
+    params_schema: SchemaRef | None = None
+    request_schema: SchemaRef | None = None
+    response_schema: SchemaRef | None = None
     request_id_field: str | None = None  # body field set to the exchange's request id (MaYeuCau)
     idempotent: bool | None = None  # default: GET, PUT, DELETE yes; POST, PATCH no
     subject_pointer: JsonPointer | None = None  # overrides the service's
@@ -225,13 +227,6 @@ class Route(BaseModel):
                 "must be a path template such as /cong-dan/{so_dinh_danh} "
                 "(segments of letters, digits, '._~-', or {snake_case} parameters)"
             )
-        return value
-
-    @field_validator("params_schema", "request_schema", "response_schema")
-    @classmethod
-    def _schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            check_schema(value)
         return value
 
     @field_validator("operation")

@@ -96,4 +96,5 @@ class SoapConnector(HttpConnector):
         if not isinstance(data, dict):
             name = local_name(element.tag)
             data = {reverse_map.get(name, name): data}
-        return coerce(data, route.response_schema) if route.response_schema else data
+        schema = request.response_schema
+        return coerce(data, schema) if schema else data

@@ -9,9 +9,19 @@ from gateway.admin import (
     grants,
     manifests,
     principals,
+    schemas,
     services,
 )
 
 router = APIRouter(prefix="/admin")
-for _module in (agencies, connectors, services, consumers, grants, principals, manifests):
+for _module in (
+    agencies,
+    connectors,
+    schemas,
+    services,
+    consumers,
+    grants,
+    principals,
+    manifests,
+):
     router.include_router(_module.router)

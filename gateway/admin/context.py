@@ -20,8 +20,11 @@ from gateway.deps import Actor, AdminDep, ManagerDep, RequestIdDep, SessionDep
 from gateway.problems import Problem
 from registry import revision
 from registry.crud import errors
+from schemas.errors import SchemaError
+from schemas.nesting import raw_too_deep
 
 log = logging.getLogger(__name__)
+MAX_BODY_NESTING = 200  # far beyond any manifest or schema the registry accepts
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +91,22 @@ def _nul_pointers(node: Any, where: str = "") -> list[str]:
     return []
 
 
-async def _refuse_nul(request: Request) -> None:
-    """NUL characters are refused up front: PostgreSQL cannot store them in text."""
+async def preflight(request: Request) -> None:
+    """Refused up front: bodies nested deeper than any registry object (before a recursive
+    parser sees them), and NUL characters (PostgreSQL cannot store them in text)."""
     where: list[str] = []
     if "\x00" in request.scope["path"]:
         where.append("/path")
     if "\x00" in unquote(request.scope.get("query_string", b"").decode("latin-1")):
         where.append("/query")
     body = await request.body()
+    if raw_too_deep(body, MAX_BODY_NESTING):
+        raise Problem(
+            400,
+            "too-deep",
+            "Document nested too deeply",
+            f"the body nests more than {MAX_BODY_NESTING} levels of objects and arrays",
+        )
     if b"\\u0000" in body:
         with contextlib.suppress(orjson.JSONDecodeError):  # FastAPI answers malformed JSON
             where += _nul_pointers(orjson.loads(body))
@@ -116,11 +127,15 @@ class AdminRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def guarded(request: Request) -> Response:
-            await _refuse_nul(request)
+            await preflight(request)
             try:
                 return await handler(request)
             except errors.RegistryError as exc:
                 raise problem_for(exc) from None
+            except SchemaError as exc:
+                raise Problem(
+                    exc.status, exc.kind, exc.title, exc.detail, errors=exc.errors, extra=exc.extra
+                ) from None
             except IntegrityError:
                 raise Problem(
                     409,

@@ -53,6 +53,8 @@ def _manifest_for(ports: dict[str, int], data_dir: Path) -> Path:
         text = text.replace(
             f"127.0.0.1:{MANIFEST_PORT_BASE + offset}/", f"127.0.0.1:{ports[name]}/"
         )
+    # Contract files are named relative to the manifest: point them at the bundled ones.
+    text = text.replace("{file: schemas/", f"{{file: {MANIFEST.parent / 'schemas'}/")
     path = (data_dir / "manifest.yaml").absolute()  # printed in the tour: any directory works
     path.write_text(text, encoding="utf-8")
     return path

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from registry.crud import agencies, connectors, consumers, grants, services
+from registry.crud import agencies, connectors, consumers, grants, schemas, services
 from registry.models import (
     AgencyCreate,
     Connector,
@@ -59,6 +59,7 @@ def export_manifest(*, session: Session, agency_code: str | None = None) -> dict
             )
             for a in owned_agencies
         ],
+        "schemas": schemas.export_subjects(session, owner=agency_code),
         "connectors": [_connector(c) for c in owned_connectors],
         "services": [
             ServiceCreate.model_validate(services.spec(s)).model_dump(

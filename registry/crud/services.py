@@ -22,6 +22,9 @@ from registry.models import (
     ServiceUpdate,
 )
 from registry.types import ConnectorKind, ServiceStatus
+from schemas import store as schema_store
+from schemas.errors import SchemaError
+from schemas.models import SchemaRef, VersionState
 
 S = ServiceStatus
 TRANSITIONS: dict[ServiceStatus, frozenset[ServiceStatus]] = {
@@ -55,7 +58,43 @@ def connector_for(session: Session, data: ServiceCreate) -> Connector:
                     f"/routes/{i}/operation",
                     f"connector {connector.name} speaks SOAP: each route needs its operation",
                 )
+    _check_contracts(session, data)
     return connector
+
+
+CONTRACTS = ("params_schema", "request_schema", "response_schema")
+
+
+def _check_contracts(session: Session, data: ServiceCreate) -> None:
+    """Each route's contracts name registered versions that are not deleted."""
+    for i, route in enumerate(data.routes):
+        for name in CONTRACTS:
+            ref: SchemaRef | None = getattr(route, name)
+            if ref is None:
+                continue
+            where = f"/routes/{i}/{name}"
+            try:
+                found = schema_store.get_version(
+                    session=session, subject=ref.subject, version=ref.version, deleted=True
+                )
+            except SchemaError as exc:
+                raise Invalid.at(where, exc.detail) from None
+            if found.state is VersionState.DELETED:
+                raise Invalid.at(
+                    where, f"schema {ref} was deleted: it cannot be used by a service any more"
+                )
+
+
+def contract_users(*, session: Session, subject: str, version: int) -> list[str]:
+    """Services whose routes name this schema version, as `name/version`."""
+    found = set()
+    for service in session.exec(select(Service)):
+        for route in service.routes:
+            for name in CONTRACTS:
+                ref = route.get(name)
+                if ref and ref.get("subject") == subject and ref.get("version") == version:
+                    found.add(key(service))
+    return sorted(found)
 
 
 def check_transition(old: ServiceStatus, new: ServiceStatus) -> None:

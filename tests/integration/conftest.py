@@ -177,6 +177,29 @@ def ok(answer: httpx.Response, status: int = 201) -> dict[str, Any]:
     return dict(answer.json())
 
 
+CONTRACTS = ("params_schema", "request_schema", "response_schema")
+
+
+def register_contracts(admin: httpx.Client, routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Routes with their inline JSON Schemas registered as subjects and named by reference,
+    as an integrator publishes contracts before the service that uses them."""
+    out = []
+    for route in routes:
+        route = dict(route)
+        for name in CONTRACTS:
+            schema = route.get(name)
+            if isinstance(schema, dict | bool) and not (
+                isinstance(schema, dict) and set(schema) == {"subject", "version"}
+            ):
+                subject = f"test.{secrets.token_hex(4)}.{name}"
+                found = ok(
+                    admin.post(f"/admin/schemas/{subject}/versions", json={"schema": schema})
+                )
+                route[name] = {"subject": subject, "version": found["version"]}
+        out.append(route)
+    return out
+
+
 def provision(
     hub: RunningHub,
     *,
@@ -232,7 +255,7 @@ def provision(
                     "status": "published",
                     "personal_data": personal_data,
                     "subject_pointer": subject_pointer,
-                    "routes": routes,
+                    "routes": register_contracts(admin, routes),
                 },
             )
         )

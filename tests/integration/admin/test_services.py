@@ -56,7 +56,7 @@ def test_duplicate_service_version(reg: Registry) -> None:
     ok(reg.client.post("/admin/services", json={**body, "version": "v2"}), 201)
 
 
-BAD_SCHEMA = {"type": "objekt"}
+UNKNOWN_SCHEMA = {"subject": "no-such-subject", "version": 1}
 
 
 @pytest.mark.parametrize(
@@ -71,9 +71,12 @@ BAD_SCHEMA = {"type": "objekt"}
         ({"routes": [{"method": "GET", "path": "cong-dan"}]}, "/routes/0/path"),
         ({"routes": [ROUTE, {"method": "GET", "path": "/x/{Bad}"}]}, "/routes/1/path"),
         ({"routes": [{"method": "FETCH", "path": "/x"}]}, "/routes/0/method"),
-        ({"routes": [{**ROUTE, "response_schema": BAD_SCHEMA}]}, "/routes/0/response_schema"),
-        ({"routes": [{**ROUTE, "request_schema": {"$schema": "draft-99"}}]},
-         "/routes/0/request_schema"),
+        ({"routes": [{**ROUTE, "response_schema": UNKNOWN_SCHEMA}]},
+         "/routes/0/response_schema"),
+        ({"routes": [{**ROUTE, "request_schema": {"subject": "s", "version": 0}}]},
+         "/routes/0/request_schema/version"),
+        ({"routes": [{**ROUTE, "request_schema": {"type": "object"}}]},
+         "/routes/0/request_schema/subject"),
         ({"routes": [ROUTE, {"method": "GET", "path": "/cong-dan/{id}"}]}, "/routes"),
         ({"routes": [{**ROUTE, "fault_status": {"x": 200}}]}, "/routes/0/fault_status"),
         ({"routes": [{**ROUTE, "operation": "1bad"}]}, "/routes/0/operation"),
@@ -157,11 +160,10 @@ def test_remote_references_are_refused_without_fetching(reg: Registry, base: Bas
 
         watcher = threading.Thread(target=watch)
         watcher.start()
-        remote = {"$ref": f"http://127.0.0.1:{port}/schema.json"}
-        body = {"name": reg.unique("svc"), "version": "v1", "connector": base.connector,
-                "title": "t", "routes": [{**ROUTE, "request_schema": remote}]}  # fmt: skip
-        doc = problem(reg.client.post("/admin/services", json=body), 422,
-                      "/routes/0/request_schema")  # fmt: skip
+        remote = {"properties": {"a": {"$ref": f"http://127.0.0.1:{port}/schema.json"}}}
+        url = f"/admin/schemas/{reg.unique('remote')}/versions"
+        doc = problem(reg.client.post(url, json={"schema": remote}), 422,
+                      "/schema/properties/a/$ref")  # fmt: skip
         watcher.join()
-    assert "remote reference" in str(doc)
+    assert "never fetches a URL" in str(doc)
     assert arrived == []

@@ -32,6 +32,7 @@ def soap_call(provider: Provider, version: str, route: Route, **kw: Any) -> Upst
         query=kw.get("query", []),
         body=kw.get("body"),
         headers=kw.get("headers", {}),
+        response_schema=kw.get("response_schema"),
     )
 
     async def main() -> UpstreamResponse:
@@ -138,23 +139,23 @@ def test_schema_guided_coercion(provider: Provider) -> None:
         upstream_path="/soap-raw/list",
         operation="TraCuu",
         field_map={"ho_ten": "HoTen", "con_cai": "ConCai", "dia_chi": "DiaChi"},
-        response_schema={
-            "type": "object",
-            "properties": {
-                "ho_ten": {"type": "string"},
-                "Tuoi": {"type": "integer"},
-                "DaKetHon": {"type": "boolean"},
-                "ThuNhap": {"type": "number"},
-                "GhiChu": {"type": ["string", "null"]},
-                "con_cai": {
-                    "type": "array",
-                    "items": {"type": "object", "properties": {"ho_ten": {"type": "string"}}},
-                },
-                "dia_chi": {"type": "array", "items": {"type": "string"}},
-            },
-        },
     )
-    assert soap_call(provider, "1.1", route).body == {
+    schema = {
+        "type": "object",
+        "properties": {
+            "ho_ten": {"type": "string"},
+            "Tuoi": {"type": "integer"},
+            "DaKetHon": {"type": "boolean"},
+            "ThuNhap": {"type": "number"},
+            "GhiChu": {"type": ["string", "null"]},
+            "con_cai": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"ho_ten": {"type": "string"}}},
+            },
+            "dia_chi": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    assert soap_call(provider, "1.1", route, response_schema=schema).body == {
         "ho_ten": "Nguyễn Văn A",
         "Tuoi": 42,
         "DaKetHon": True,

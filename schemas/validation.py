@@ -1,0 +1,136 @@
+"""The two validators built from a registered schema: the compiled one the data plane uses
+(jsonschema-rs) and the reference one (python-jsonschema) that checks it and the registry's
+counterexamples. Both assert formats, ours included, and resolve `$ref` only against the
+resources handed in (registered schema versions): never over the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jsonschema
+import jsonschema.validators
+import jsonschema_rs
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
+
+from schemas.formats import FORMATS, describe_failure
+from schemas.keywords import KEYWORDS, PYTHON_KEYWORDS
+
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+DRAFT_07 = "http://json-schema.org/draft-07/schema#"
+KNOWN_DRAFTS = {DRAFT_2020_12, DRAFT_07, DRAFT_07.rstrip("#")}
+
+Resources = Mapping[str, Any]  # reference name (URI) -> schema contents
+
+
+class UnresolvedReference(ValueError):
+    """A `$ref` names a document that is not among the registered references."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(
+            f"unresolved reference {uri}: declare it in the version's references "
+            "(name, subject, version); the registry never fetches a URL"
+        )
+        self.uri = uri
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    pointer: str  # where in the document (RFC 6901)
+    message: str
+
+
+class Validator(Protocol):
+    def is_valid(self, instance: Any) -> bool: ...
+
+
+def _refuse(uri: str) -> Any:
+    raise UnresolvedReference(uri)
+
+
+def _draft(schema: Any) -> str:
+    if isinstance(schema, dict):
+        declared = schema.get("$schema")
+        if isinstance(declared, str):
+            return declared
+    return DRAFT_2020_12
+
+
+def compile_validator(schema: Any, *, resources: Resources | None = None) -> Any:
+    """The compiled (jsonschema-rs) validator the data plane uses: formats asserted."""
+    registry = None
+    if resources:
+        # References without their own $schema are read in the draft of the schema using them.
+        draft = jsonschema_rs.Draft7 if _draft(schema).startswith(DRAFT_07.rstrip("#")) else None
+        registry = jsonschema_rs.Registry(list(resources.items()), draft=draft)
+    return jsonschema_rs.validator_for(
+        schema,
+        formats=FORMATS,
+        validate_formats=True,
+        retriever=_refuse,
+        registry=registry,
+        keywords=KEYWORDS,
+    )
+
+
+def _python_class(schema: Any) -> type[Any]:
+    cls: type[Any] = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft202012Validator
+    )
+    return cls
+
+
+def format_checker(cls: type[Any]) -> jsonschema.FormatChecker:
+    checker = jsonschema.FormatChecker(list(cls.FORMAT_CHECKER.checkers))
+    for name, check in FORMATS.items():
+        checker.checks(name)(_string_only(check))
+    return checker
+
+
+def _string_only(check: Any) -> Any:
+    def run(value: object) -> bool:
+        return not isinstance(value, str) or bool(check(value))
+
+    return run
+
+
+def _retrieve(uri: str) -> referencing.Resource[Any]:
+    raise UnresolvedReference(uri)
+
+
+def reference_validator(schema: Any, *, resources: Resources | None = None) -> Any:
+    """The python-jsonschema validator for the same schema and resources."""
+    cls = jsonschema.validators.extend(_python_class(schema), PYTHON_KEYWORDS)
+    spec = referencing.jsonschema.specification_with(
+        _draft(schema), default=referencing.jsonschema.DRAFT202012
+    )
+    registry: referencing.Registry[Any] = referencing.Registry(retrieve=_retrieve)  # type: ignore[call-arg]
+    for uri, contents in (resources or {}).items():
+        resource = referencing.Resource.from_contents(contents, default_specification=spec)
+        registry = registry.with_resource(uri, resource)
+    return cls(schema, registry=registry, format_checker=format_checker(cls))
+
+
+def explain(error: Any) -> str:
+    """A compiled validator's error message, with why a value fails one of our formats."""
+    name = getattr(error.kind, "format", None)
+    if isinstance(name, str) and isinstance(error.instance, str):
+        why = describe_failure(name, error.instance)
+        if why:
+            return f"{error.message}: {why}"
+    return str(error.message)
+
+
+def violations(validator: Any, instance: Any) -> Iterator[Violation]:
+    """The errors of a compiled validator as (pointer, message), for a 422."""
+    for error in validator.iter_errors(instance):
+        yield Violation(pointer(*error.instance_path), explain(error))
+
+
+def pointer(*parts: str | int) -> str:
+    """A JSON pointer (RFC 6901) from path elements."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)

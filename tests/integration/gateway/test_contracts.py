@@ -1,0 +1,131 @@
+"""The data plane validates with the schema version each route names, our formats included."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from tests.integration.conftest import APPROVE, World
+from tests.integration.gateway.test_exchange import problem
+
+FILING = {
+    "type": "object",
+    "required": ["ma_so_thue", "nguoi_nop"],
+    "properties": {
+        "ma_so_thue": {"type": "string", "format": "vn-tax-code"},
+        "ngay_nop": {"type": "string", "format": "yyyyMMdd"},
+        "ma_xa": {"type": "string", "format": "vn-commune-code"},
+        "nguoi_nop": {
+            "type": "object",
+            "x-vn-personal-id": {"id": "so_dinh_danh", "birth_date": "ngay_sinh"},
+            "properties": {
+                "so_dinh_danh": {"type": "string", "format": "vn-personal-id"},
+                "ngay_sinh": {"type": "string", "format": "yyyyMMdd"},
+            },
+        },
+    },
+}
+GOOD = {
+    "ma_so_thue": "0100109106",
+    "ngay_nop": "20251124",
+    "ma_xa": "03388",
+    "nguoi_nop": {"so_dinh_danh": "012090001234", "ngay_sinh": "19900517"},
+}
+
+
+def registered(admin: httpx.Client, subject: str, schema: Any) -> dict[str, Any]:
+    answer = admin.post(f"/admin/schemas/{subject}/versions", json={"schema": schema})
+    assert answer.status_code in (200, 201), answer.text
+    return dict(answer.json())
+
+
+def filing_world(make_world: Any, upstream: str, admin: httpx.Client, subject: str) -> World:
+    registered(admin, subject, FILING)
+    route = {"method": "POST", "path": "/to-khai", "upstream_path": "/echo/to-khai",
+             "request_schema": {"subject": subject, "version": 1}}  # fmt: skip
+    return make_world(  # type: ignore[no-any-return]
+        base_url=upstream, routes=[route], grant={"purposes": ["kiem-tra"]}, decision=APPROVE
+    )
+
+
+def test_our_formats_are_asserted_with_reasons(hub, make_world, upstream, unique):
+    with hub.admin() as admin:
+        world = filing_world(make_world, upstream, admin, unique("thue.to-khai"))
+    assert world.call("POST", "/to-khai", json=GOOD).status_code == 200
+
+    bad = {
+        **GOOD,
+        "ma_so_thue": "0100109105",  # wrong check digit
+        "ngay_nop": "20250231",  # no such day
+        "ma_xa": "03391",  # merged into another commune
+        "nguoi_nop": {"so_dinh_danh": "012090001234", "ngay_sinh": "19850517"},
+    }
+    errors = problem(world.call("POST", "/to-khai", json=bad), 422, "schema-violation")["errors"]
+    by_pointer = {e["pointer"]: e["message"] for e in errors}
+    assert "check digit" in by_pointer["/body/ma_so_thue"]
+    assert "/body/ngay_nop" in by_pointer
+    assert "/body/ma_xa" in by_pointer
+    # The number says 1990, the birth date 1985: the rule names both fields.
+    mismatch = by_pointer["/body/nguoi_nop"]
+    assert "so_dinh_danh" in mismatch and "ngay_sinh" in mismatch
+
+
+def test_a_route_validates_with_the_version_it_names(hub, make_world, upstream, unique):
+    subject = unique("thue.to-khai")
+    with hub.admin() as admin:
+        world = filing_world(make_world, upstream, admin, subject)
+        # v2 also requires the filing date (the subject's rule is relaxed to allow it).
+        ok = admin.put(f"/admin/schemas/{subject}/config", json={"compatibility": "NONE"})
+        assert ok.status_code == 200
+        v2 = registered(admin, subject, {**FILING, "required": ["ma_so_thue", "nguoi_nop",
+                                                                "ngay_nop"]})  # fmt: skip
+        assert v2["version"] == 2
+        undated = {k: v for k, v in GOOD.items() if k != "ngay_nop"}
+        # The route still names version 1: a newer version changes nothing by itself.
+        assert world.call("POST", "/to-khai", json=undated).status_code == 200
+
+        route = {"method": "POST", "path": "/to-khai", "upstream_path": "/echo/to-khai",
+                 "request_schema": {"subject": subject, "version": 2}}  # fmt: skip
+        moved = admin.patch(f"/admin/services/{world.service}/v1", json={"routes": [route]})
+        assert moved.status_code == 200, moved.text
+        assert world.call("POST", "/to-khai", json=undated).status_code == 422
+
+        # Deprecating the version the route names warns integrators; exchanges carry on.
+        deprecated = admin.patch(
+            f"/admin/schemas/{subject}/versions/2", json={"state": "deprecated"}
+        )
+        assert deprecated.status_code == 200
+        assert world.call("POST", "/to-khai", json=GOOD).status_code == 200
+
+
+def test_other_replicas_follow_a_contract_change(hub, database_urls, make_world, upstream, unique):
+    """A second hub on the same database validates with the new version within a second."""
+    from tests.conftest import start_hub
+
+    subject = unique("thue.to-khai")
+    with hub.admin() as admin:
+        world = filing_world(make_world, upstream, admin, subject)
+    replicas = start_hub(hub.settings.database_url)
+    other = next(replicas)
+    try:
+        key = {"X-API-Key": world.key}
+        url = f"/api/{world.service}/v1/to-khai"
+        with other.client() as client:
+            assert client.post(url, json=GOOD, headers=key).status_code == 200
+            with hub.admin() as admin:
+                admin.put(f"/admin/schemas/{subject}/config", json={"compatibility": "NONE"})
+                registered(admin, subject, {**FILING, "required": ["ngay_nop"]})
+                route = {"method": "POST", "path": "/to-khai", "upstream_path": "/echo/to-khai",
+                         "request_schema": {"subject": subject, "version": 2}}  # fmt: skip
+                admin.patch(f"/admin/services/{world.service}/v1", json={"routes": [route]})
+            undated = {k: v for k, v in GOOD.items() if k != "ngay_nop"}
+            deadline = time.monotonic() + 5
+            status = 200
+            while time.monotonic() < deadline and status == 200:
+                status = client.post(url, json=undated, headers=key).status_code
+                time.sleep(0.05)
+            assert status == 422
+    finally:
+        replicas.close()
