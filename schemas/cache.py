@@ -26,7 +26,6 @@ class Compiled:
     version: int
     validator: Validator
     schema: Any  # with every $ref inlined where possible (for schema-guided conversions)
-    deprecated: bool
 
 
 class ValidatorCache:
@@ -34,9 +33,6 @@ class ValidatorCache:
 
     def __init__(self) -> None:
         self._compiled: dict[int, tuple[Validator, Any]] = {}
-
-    def __len__(self) -> int:
-        return len(self._compiled)
 
     def get(self, *, session: Session, version: Registered) -> Compiled:
         found = self._compiled.get(version.id)
@@ -58,5 +54,4 @@ class ValidatorCache:
             version=version.version,
             validator=found[0],
             schema=found[1],
-            deprecated=version.state.value == "deprecated",
         )

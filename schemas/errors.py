@@ -12,7 +12,9 @@ SchemaError
 ├── SchemaNotFound       no schema with that id / content (404 / 40403)
 ├── StillReferenced      a service, topic or schema still uses the version (409 / 42206)
 ├── Incompatible         the candidate breaks the subject's compatibility rule (409 / 409)
-└── NotOwner             an integrator may only evolve its agency's subjects (403 / 40301)
+└── Concurrent           another version was registered at the same moment (409 / 40901)
+
+Who may change a subject is the registry's rule (registry.crud.schemas), refused as Forbidden.
 """
 
 from __future__ import annotations
@@ -84,6 +86,6 @@ class Incompatible(SchemaError):
     kind, title = "incompatible-schema", "Incompatible schema"
 
 
-class NotOwner(SchemaError):
-    status, confluent_status, error_code = 403, 403, 40301
-    kind, title = "forbidden", "Not allowed"
+class Concurrent(SchemaError):
+    status, confluent_status, error_code = 409, 409, 40901
+    kind, title = "conflict", "Conflict"

@@ -24,6 +24,7 @@ from schemas.checks import expand, join, problems
 from schemas.clock import utcnow
 from schemas.compatibility import Break, Level, Policy, Undecided, Verdict, check, diff
 from schemas.errors import (
+    Concurrent,
     Incompatible,
     LevelInvalid,
     SchemaInvalid,
@@ -564,7 +565,7 @@ def register(
         with session.begin_nested():
             session.flush()
     except IntegrityError:
-        raise Incompatible(
+        raise Concurrent(
             f"another version of {subject!r} was registered at the same moment; try again"
         ) from None
     return _registered(row, doc), True

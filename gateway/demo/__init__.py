@@ -178,6 +178,12 @@ def _print_tour(
             ensure_ascii=False,
         )
     )
+    contradicting = shlex.quote(json.dumps({**verify, "ngay_sinh": "19850517"}, ensure_ascii=False))
+    # A next version of the dossier-status contract that would break its readers.
+    status = json.loads((MANIFEST.parent / "schemas" / "ho-so.trang-thai.json").read_text("utf-8"))
+    status["required"] = [*status["required"], "NguoiXuLy"]
+    candidate = manifest.parent / "ho-so.trang-thai-v2.json"
+    candidate.write_text(json.dumps(status, ensure_ascii=False, indent=2), encoding="utf-8")
     lgsp = _lgsp()
     secrets = "\n".join(f"export {name}='{os.environ[name]}'" for name in DEMO_SECRETS)
     print(f"""Ready. Paste these in another terminal.
@@ -194,6 +200,9 @@ curl -s -X POST {hub}/api/dan-cu/v1/cong-dan/xac-thuc -H "X-API-Key: $CONSUMER_K
 # … the same without a declared purpose: refused (403), and recorded too:
 curl -s -X POST {hub}/api/dan-cu/v1/cong-dan/xac-thuc -H "X-API-Key: $CONSUMER_KEY" \\
   -H 'Content-Type: application/json' -d {body}
+# … a number that contradicts its birth date: refused by the contract (422), before any call:
+curl -s -X POST {hub}/api/dan-cu/v1/cong-dan/xac-thuc -H "X-API-Key: $CONSUMER_KEY" \\
+  -H 'X-Purpose: xac-thuc-ho-so' -H 'Content-Type: application/json' -d {contradicting}
 
 # Auditor: every access to this citizen's data (the hub hashes the number before searching):
 export AUDITOR_KEY='{auditor}'
@@ -206,5 +215,11 @@ export LGSP_KEY='{admin}'
 {secrets}
 {lgsp} export --hub {hub}
 {lgsp} apply --hub {hub} -f {manifest} --dry-run
+
+# Integrator: contracts. The registered subjects, then whether a new version of the dossier
+# status would break its readers (exit 1, with a document that proves it), and FORWARD:
+curl -s {hub}/admin/schemas -H "X-API-Key: $LGSP_KEY"
+{lgsp} schema check {candidate} --subject ho-so.trang-thai --hub {hub}
+{lgsp} schema check {candidate} --subject ho-so.trang-thai --hub {hub} --level FORWARD
 
 Ctrl-C stops everything.""")

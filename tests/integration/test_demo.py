@@ -111,7 +111,7 @@ def test_the_printed_tour_works(tmp_path: Path):
             )
 
         curls = [c for _, c in commands if c.startswith("curl")]
-        assert len(curls) == 5, commands
+        assert len(curls) == 7, commands
         person = citizens.demo_citizen()
 
         dossier = json.loads(run(curls[0]).stdout)
@@ -124,15 +124,19 @@ def test_the_printed_tour_works(tmp_path: Path):
         refused = json.loads(run(curls[2]).stdout)
         assert refused["status"] == 403 and refused["type"].endswith("/purpose-required")
 
-        trail = json.loads(run(curls[3]).stdout)["items"]
+        contradicting = json.loads(run(curls[3]).stdout)
+        assert contradicting["status"] == 422, contradicting
+        assert "ngay_sinh" in json.dumps(contradicting, ensure_ascii=False)
+
+        trail = json.loads(run(curls[4]).stdout)["items"]
         exchanges = [r for r in trail if r["service"] == "dan-cu"]
-        assert len(exchanges) == 3  # the dossier system's call, the direct call, the refusal
-        assert {r["hub_status"] for r in exchanges} == {200, 403}
+        assert len(exchanges) == 4  # the dossier system's call, the direct call, two refusals
+        assert {r["hub_status"] for r in exchanges} == {200, 403, 422}
         assert all(person.so_dinh_danh not in json.dumps(r) for r in trail)
         request_ids = {r["request_id"] for r in exchanges}
         assert dossier["XacThucDanCu"]["MaYeuCau"] in request_ids
 
-        changes = json.loads(run(curls[4]).stdout)["items"]
+        changes = json.loads(run(curls[5]).stdout)["items"]
         assert changes and all(r["kind"] == "registry_change" for r in changes)
 
         lgsp = [c for _, c in commands if re.match(r"^\S*lgsp ", c)]
@@ -149,6 +153,15 @@ def test_the_printed_tour_works(tmp_path: Path):
         assert re.search(r"^0 create, 0 update, \d+ unchanged \(dry run", dry_run.stdout, re.M), (
             dry_run.stdout
         )
+
+        subjects = {s["subject"] for s in json.loads(run(curls[6]).stdout)}
+        assert {"dan-cu.cong-dan", "ho-so.trang-thai", "edxml.envelope"} <= subjects
+        breaks = run(lgsp[2])
+        assert breaks.returncode == 1, breaks.stdout + breaks.stderr
+        assert "REQUIRED_ATTRIBUTE_ADDED" in breaks.stdout and "counterexample" in breaks.stdout
+        forward = run(lgsp[3])
+        assert forward.returncode == 0, forward.stdout + forward.stderr
+        assert forward.stdout.startswith("COMPATIBLE")
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
