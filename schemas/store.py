@@ -550,15 +550,13 @@ def register(
         session.add(doc)
         session.flush()
     assert doc.id is not None
-    last = session.exec(
-        select(func.max(SchemaVersion.version)).where(SchemaVersion.subject == subject)
-    ).first()
+    number = next_version(session=session, subject=subject)
     row = SchemaVersion(
         subject=subject,
-        version=(last or 0) + 1,
+        version=number,
         document_id=doc.id,
         created_by=actor,
-        owner=owner_of(session=session, subject=subject)[1] if last else owner,
+        owner=owner_of(session=session, subject=subject)[1] if number > 1 else owner,
     )
     session.add(row)
     try:
@@ -569,6 +567,14 @@ def register(
             f"another version of {subject!r} was registered at the same moment; try again"
         ) from None
     return _registered(row, doc), True
+
+
+def next_version(*, session: Session, subject: str) -> int:
+    """The number the subject's next version gets (deleted versions keep theirs)."""
+    last = session.exec(
+        select(func.max(SchemaVersion.version)).where(SchemaVersion.subject == subject)
+    ).first()
+    return (last or 0) + 1
 
 
 def set_state(

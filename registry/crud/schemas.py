@@ -27,7 +27,7 @@ from registry.crud.services import contract_users
 from registry.types import Role
 from schemas import store
 from schemas.compatibility import Level, Policy, Verdict
-from schemas.errors import StillReferenced, SubjectNotFound, VersionNotFound
+from schemas.errors import SchemaError, StillReferenced, SubjectNotFound, VersionNotFound
 from schemas.models import VersionState
 
 
@@ -180,44 +180,52 @@ def apply_subject(session: Session, caller: Caller, spec: SubjectSpec) -> list[D
         if changes:
             done.append(("update", f"{spec.subject}/config", changes))
     for i, declared in enumerate(spec.versions):
-        where = f"/versions/{i}"
-        key = f"{spec.subject}/{declared.version}"
         try:
-            stored = store.get_version(
-                session=session, subject=spec.subject, version=declared.version, deleted=True
-            )
-        except (SubjectNotFound, VersionNotFound):
-            stored = None
-        candidate = store.prepare(
-            session=session, schema=declared.schema_, references=declared.references
+            done += _apply_version(session, caller, spec.subject, declared, f"/versions/{i}")
+        except SchemaError as exc:
+            errors = [{**e, "pointer": f"/versions/{i}{e['pointer']}"} for e in exc.errors or []]
+            raise type(exc)(exc.detail, errors=errors or None, extra=exc.extra) from None
+    return done
+
+
+def _apply_version(
+    session: Session, caller: Caller, subject: str, declared: VersionSpec, where: str
+) -> list[Done]:
+    done: list[Done] = []
+    key = f"{subject}/{declared.version}"
+    try:
+        stored = store.get_version(
+            session=session, subject=subject, version=declared.version, deleted=True
         )
-        if stored is None:
-            found, created = register(
-                session, caller, spec.subject, declared.schema_, declared.references
+    except (SubjectNotFound, VersionNotFound):
+        stored = None
+    candidate = store.prepare(
+        session=session, schema=declared.schema_, references=declared.references
+    )
+    if stored is None:
+        same = store.find_registered(session=session, subject=subject, candidate=candidate)
+        expected = store.next_version(session=session, subject=subject)
+        if same is not None or declared.version != expected:
+            reason = (
+                f"the same content is already version {same.version}"
+                if same is not None
+                else f"the subject's next version is {expected} (versions are numbered in order)"
             )
-            if found.version != declared.version:
-                reason = (
-                    f"the same content is already version {found.version}"
-                    if not created
-                    else f"it would become version {found.version}"
-                )
-                raise Invalid.at(
-                    f"{where}/version",
-                    f"{key} cannot be created: {reason} (versions are numbered in order)",
-                )
-            done.append(("create", key, {"id": [None, found.id]}))
-        elif stored.fingerprint != candidate.fingerprint:
-            raise Invalid.at(
-                f"{where}/schema",
-                f"{key} already holds a different schema, and versions are immutable: "
-                "declare the change as a new version",
-            )
-        if declared.state is not VersionState.ACTIVE or (
-            stored is not None and stored.state is not declared.state
-        ):
-            changes = change_state(session, caller, spec.subject, declared.version, declared.state)
-            if changes:
-                done.append(("update", key, changes))
+            raise Invalid.at(f"{where}/version", f"{key} cannot be created: {reason}")
+        found, _ = register(session, caller, subject, declared.schema_, declared.references)
+        done.append(("create", key, {"id": [None, found.id]}))
+    elif stored.fingerprint != candidate.fingerprint:
+        raise Invalid.at(
+            f"{where}/schema",
+            f"{key} already holds a different schema, and versions are immutable: "
+            "declare the change as a new version",
+        )
+    if declared.state is not VersionState.ACTIVE or (
+        stored is not None and stored.state is not declared.state
+    ):
+        changes = change_state(session, caller, subject, declared.version, declared.state)
+        if changes:
+            done.append(("update", key, changes))
     return done
 
 

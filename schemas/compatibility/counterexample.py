@@ -3,7 +3,9 @@ the real validators (python-jsonschema with formats asserted, plus the caller's 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from itertools import islice
 from typing import Any, Final
 
@@ -30,7 +32,7 @@ class Prover:
         """True/False when the validators agree; None when they disagree or fail."""
         validator = self._validators.get(id(document))
         if validator is None:
-            validator = reference_validator(document.root, resources=document.resources)
+            validator = _reference(canonical([document.root, document.resources]))
             self._validators[id(document)] = validator
         try:
             verdict = bool(validator.is_valid(instance))
@@ -79,6 +81,13 @@ class Prover:
         yield embed(self.gen, route, leaf, full=False)
         if len(route) > 1:
             yield embed(self.gen, route, leaf, full=True)
+
+
+@lru_cache(maxsize=256)
+def _reference(key: str) -> Any:
+    """Reference validators by content: building one costs a class, and subjects repeat."""
+    schema, resources = json.loads(key)
+    return reference_validator(schema, resources=resources)
 
 
 def embed(gen: Gen, route: tuple[Frame, ...], leaf: Any, *, full: bool) -> Any:

@@ -166,3 +166,49 @@ def test_export_round_trip(reg: Registry) -> None:
     assert result["summary"]["create"] == result["summary"]["update"] == 0, [
         o for o in result["objects"] if o["action"] != "unchanged"
     ]
+
+
+STATUS_V1 = {
+    "type": "object",
+    "properties": {"MaHoSo": {"type": "string"}, "TrangThaiHoSo": {"type": "integer"}},
+    "required": ["MaHoSo"],
+}
+
+
+def test_schemas_in_manifests(reg: Registry) -> None:
+    """Subjects are declared with numbered versions; a route names one; versions are immutable."""
+    doc = manifest(reg)
+    subject, code = reg.unique("ho-so.trang-thai"), reg.unique("ho-so.ma")
+    v2 = {**STATUS_V1, "properties": {**STATUS_V1["properties"], "MaHoSo": {"$ref": "ma.json"}}}
+    doc["schemas"] = [
+        {"subject": code, "versions": [{"version": 1, "schema": {"type": "string"}}]},
+        {"subject": subject, "compatibility": "NONE", "versions": [
+            {"version": 1, "schema": STATUS_V1, "state": "deprecated"},
+            {"version": 2, "schema": v2,
+             "references": [{"name": "ma.json", "subject": code, "version": 1}]},
+        ]},
+    ]  # fmt: skip
+    doc["services"][0]["routes"][0]["response_schema"] = {"subject": subject, "version": 2}
+    result = ok(apply(reg, doc))
+    keys = {(o["kind"], o["key"], o["action"]) for o in result["objects"]}
+    assert {("schema", f"{subject}/1", "create"), ("schema", f"{subject}/2", "create"),
+            ("schema", f"{subject}/1", "update")} <= keys  # fmt: skip
+    assert ok(reg.client.get(f"/admin/schemas/{subject}/versions/1"))["state"] == "deprecated"
+    assert ok(reg.client.get(f"/admin/schemas/{subject}/config"))["compatibility"] == "NONE"
+    again = ok(apply(reg, doc))
+    assert again["summary"]["create"] == again["summary"]["update"] == 0
+
+    changed = copy.deepcopy(doc)
+    changed["schemas"][1]["versions"][0]["schema"] = {"type": "object"}
+    doc_ = problem(apply(reg, changed), 422, "/schemas/1/versions/0/schema")
+    assert "immutable" in doc_["detail"]
+    gap = copy.deepcopy(doc)
+    gap["schemas"][0]["versions"].append(
+        {"version": 3, "schema": {"type": "string", "maxLength": 9}}
+    )
+    problem(apply(reg, gap), 422, "/schemas/0/versions/1/version")
+    broken = copy.deepcopy(doc)
+    broken["schemas"][0]["versions"].append({"version": 2, "schema": {"type": "strin"}})
+    problem(apply(reg, broken), 422, "/schemas/0/versions/1/schema/type")
+    # Nothing of the refused manifests stayed.
+    assert [v["version"] for v in ok(reg.client.get(f"/admin/schemas/{code}/versions"))] == [1]
