@@ -27,8 +27,9 @@ from gateway.runtime import Runtime
 from gateway.snapshot import CompiledRoute, GrantEntry, ServiceEntry
 from registry import keys
 from registry.types import ServiceStatus, pointer, resolve_pointer, utcnow
+from schemas.cache import Compiled
 from schemas.nesting import too_deep
-from schemas.validation import explain
+from schemas.validation import error_pointer, explain
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -220,12 +221,11 @@ def _too_deep(value: Any) -> bool:
     return too_deep(value, MAX_DEPTH)
 
 
-def _schema_errors(validator: Any, instance: Any, prefix: str) -> list[dict[str, str]]:
+def _schema_errors(contract: Compiled, instance: Any, prefix: str) -> list[dict[str, str]]:
     errors = []
-    for error in validator.iter_errors(instance):
-        errors.append(
-            {"pointer": prefix + pointer(*error.instance_path), "message": explain(error)}
-        )
+    for error in contract.validator.iter_errors(instance):
+        where = error_pointer(error, contract.schema)
+        errors.append({"pointer": prefix + where, "message": explain(error)})
         if len(errors) >= MAX_ERRORS:
             break
     return errors
@@ -388,7 +388,7 @@ class DataPlane:
                     query=query,
                     body=body,
                     headers=upstream_headers,
-                    response_schema=route.response_schema,
+                    response_schema=route.response and route.response.schema,
                 )
             )
         except ce.ConnectorError as exc:
@@ -409,7 +409,7 @@ class DataPlane:
                 f"{service.connector.name}: the answer is nested more than {MAX_DEPTH} levels deep",
             )
         if route.response is not None:
-            contract = _contract_errors(route.response, answer.body)
+            contract = _contract_errors(route.response.validator, answer.body)
             if contract:
                 exchange.error = f"response outside its schema: {contract[0]['pointer']}"
                 raise Problem(

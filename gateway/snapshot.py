@@ -11,7 +11,6 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import orjson
 from sqlmodel import Session, select
@@ -23,7 +22,7 @@ from registry.models import Connector as ConnectorRow
 from registry.revision import current
 from registry.types import GrantStatus, ServiceStatus, as_utc
 from schemas import store as schema_store
-from schemas.cache import Compiled, Validator, ValidatorCache
+from schemas.cache import Compiled, ValidatorCache
 from schemas.errors import SchemaError
 from schemas.models import SchemaRef
 
@@ -33,10 +32,11 @@ class CompiledRoute:
     route: Route
     label: str  # "POST /cong-dan/xac-thuc", as recorded in the audit log
     pattern: re.Pattern[str]
-    params: Validator | None
-    request: Validator | None
-    response: Validator | None
-    response_schema: Any  # the response contract with its $refs inlined (SOAP typing)
+    # Contracts: each a compiled validator and its schema with $refs inlined (for error
+    # locations, and for typing SOAP replies).
+    params: Compiled | None
+    request: Compiled | None
+    response: Compiled | None
     subject_pointer: str | None
 
 
@@ -114,10 +114,9 @@ def _compile_route(
         route=route,
         label=f"{route.method.value} {route.path}",
         pattern=compile_path(route.path),
-        params=params and params.validator,
-        request=request and request.validator,
-        response=response and response.validator,
-        response_schema=response and response.schema,
+        params=params,
+        request=request,
+        response=response,
         subject_pointer=route.subject_pointer or svc.subject_pointer,
     )
 

@@ -18,7 +18,7 @@ import referencing.exceptions
 import referencing.jsonschema
 
 from schemas.formats import FORMATS, describe_failure
-from schemas.keywords import KEYWORDS, PYTHON_KEYWORDS
+from schemas.keywords import KEYWORD, KEYWORDS, PYTHON_KEYWORDS
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
@@ -123,6 +123,45 @@ def explain(error: Any) -> str:
         if why:
             return f"{error.message}: {why}"
     return str(error.message)
+
+
+def error_pointer(error: Any, schema: Any) -> str:
+    """Where a compiled validator's error is in the document. A cross-field rule reports at the
+    object that holds the fields; `x-vn-personal-id` is pointed at its number's property."""
+    where = pointer(*error.instance_path)
+    path = list(error.schema_path)
+    if not path or path[-1] != KEYWORD:
+        return where
+    # The keyword's value: in the (inlined) subschema that governs the object, found along the
+    # document; else along the schema path (a `$ref` step has no node of its own).
+    rule = _walk(_along(schema, list(error.instance_path)), [KEYWORD]) or _walk(
+        schema, [step for step in path if step != "$ref"]
+    )
+    field = rule.get("id") if isinstance(rule, dict) else None
+    return f"{where}{pointer(field)}" if isinstance(field, str) else where
+
+
+def _walk(node: Any, steps: list[Any]) -> Any:
+    for step in steps:
+        found = isinstance(node, dict) and step in node
+        found = found or (isinstance(node, list) and isinstance(step, int) and step < len(node))
+        if not found:
+            return None
+        node = node[step]
+    return node
+
+
+def _along(schema: Any, instance_path: list[Any]) -> Any:
+    """The (inlined) subschema that governs the value at `instance_path`, by properties/items."""
+    node = schema
+    for step in instance_path:
+        if not isinstance(node, dict):
+            return None
+        if isinstance(step, str):
+            node = (node.get("properties") or {}).get(step)
+        else:
+            node = node.get("items")
+    return node
 
 
 def violations(validator: Any, instance: Any) -> Iterator[Violation]:

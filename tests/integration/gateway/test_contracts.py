@@ -67,8 +67,8 @@ def test_our_formats_are_asserted_with_reasons(hub, make_world, upstream, unique
     assert "check digit" in by_pointer["/body/ma_so_thue"]
     assert "/body/ngay_nop" in by_pointer
     assert "/body/ma_xa" in by_pointer
-    # The number says 1990, the birth date 1985: the rule names both fields.
-    mismatch = by_pointer["/body/nguoi_nop"]
+    # The number says 1990, the birth date 1985: the error is at the number and names both.
+    mismatch = by_pointer["/body/nguoi_nop/so_dinh_danh"]
     assert "so_dinh_danh" in mismatch and "ngay_sinh" in mismatch
 
 
@@ -129,3 +129,27 @@ def test_other_replicas_follow_a_contract_change(hub, database_urls, make_world,
             assert status == 422
     finally:
         replicas.close()
+
+
+def test_the_personal_id_rule_is_located_through_references(hub, make_world, upstream, unique):
+    """The rule sits in a referenced schema; the 422 still points at the number itself."""
+    person, envelope = unique("cong-dan"), unique("ho-so")
+    with hub.admin() as admin:
+        registered(admin, person, FILING["properties"]["nguoi_nop"])
+        wrapper = {"type": "object", "properties": {"chu_ho_so": {"$ref": "cong-dan.json"}}}
+        answer = admin.post(
+            f"/admin/schemas/{envelope}/versions",
+            json={"schema": wrapper,
+                  "references": [{"name": "cong-dan.json", "subject": person, "version": 1}]},
+        )  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        route = {"method": "POST", "path": "/ho-so", "upstream_path": "/echo/ho-so",
+                 "request_schema": {"subject": envelope, "version": 1}}  # fmt: skip
+        world = make_world(
+            base_url=upstream, routes=[route], grant={"purposes": ["x"]}, decision=APPROVE
+        )
+    bad = {"chu_ho_so": {"so_dinh_danh": "012090001234", "ngay_sinh": "19850517"}}
+    errors = problem(world.call("POST", "/ho-so", json=bad), 422, "schema-violation")["errors"]
+    assert [e["pointer"] for e in errors] == ["/body/chu_ho_so/so_dinh_danh"]
+    good = {"chu_ho_so": {"so_dinh_danh": "012090001234", "ngay_sinh": "19900517"}}
+    assert world.call("POST", "/ho-so", json=good).status_code == 200
