@@ -22,7 +22,16 @@ from sqlmodel import Session, col, func, select
 
 from schemas.checks import expand, join, problems
 from schemas.clock import utcnow
-from schemas.compatibility import Break, Level, Policy, Undecided, Verdict, check, diff
+from schemas.compatibility import (
+    Break,
+    InvalidSchema,
+    Level,
+    Policy,
+    Undecided,
+    Verdict,
+    check,
+    diff,
+)
 from schemas.errors import (
     Concurrent,
     Incompatible,
@@ -476,13 +485,18 @@ def check_candidate(
     for earlier in previous:
         for name, contents in resources_for(session=session, references=earlier.references).items():
             resources.setdefault(name, contents)
-    return check(
-        candidate.schema,
-        [(v.version, v.schema) for v in previous],
-        level=level,
-        policy=policy,
-        resources=resources,
-    )
+    try:
+        return check(
+            candidate.schema,
+            [(v.version, v.schema) for v in previous],
+            level=level,
+            policy=policy,
+            resources=resources,
+        )
+    except InvalidSchema as exc:  # the checker's own metaschema check is stricter than ours
+        raise SchemaInvalid.at(
+            "/schema", f"the compatibility checker cannot read it: {exc}"
+        ) from None
 
 
 def _single(level: Level) -> Level:
@@ -498,6 +512,12 @@ def changes_between(
         **candidate.resources,
     }
     policy = config(session=session, subject=old.subject).policy
+    try:
+        changes = diff(old.schema, candidate.schema, policy=policy, resources=resources)
+    except InvalidSchema as exc:
+        raise SchemaInvalid.at(
+            "/schema", f"the compatibility checker cannot read it: {exc}"
+        ) from None
     return [
         {
             "pointer": c.pointer,
@@ -506,7 +526,7 @@ def changes_between(
             "backward": c.backward,
             "forward": c.forward,
         }
-        for c in diff(old.schema, candidate.schema, policy=policy, resources=resources)
+        for c in changes
     ]
 
 

@@ -14,7 +14,7 @@ from schemas.compatibility.compare import compare_documents
 from schemas.compatibility.counterexample import Prover
 from schemas.compatibility.findings import Finding, flatten_findings, render
 from schemas.compatibility.generate import MISSING, Gen
-from schemas.compatibility.rules import RULE_BY_ID, forward_verdict
+from schemas.compatibility.rules import forward_verdict
 from schemas.compatibility.scope import Document
 from schemas.compatibility.types import Break, Change, Direction, Level, Policy, Undecided, Verdict
 
@@ -40,7 +40,10 @@ def diff(
     """Every difference from `old` to `new`, with its verdict each way under the policy."""
     policy = Policy(policy)
     findings = compare_documents(
-        Document.load(old, resources), Document.load(new, resources), policy=policy, gen=Gen()
+        Document.load(old, resources, name="old schema"),
+        Document.load(new, resources, name="new schema"),
+        policy=policy,
+        gen=Gen(),
     )
     changes: list[Change] = []
     seen: set[tuple[str, str]] = set()
@@ -72,6 +75,9 @@ def check(
 ) -> Verdict:
     """Whether `candidate` may follow `previous` ((version, schema), oldest first) at `level`.
 
+    Raises InvalidSchema for a schema that breaks its meta-schema and UnresolvedReference for
+    a `$ref` to a document that is not among `resources`.
+
     `validate(schema, instance) -> bool`, when given, must agree with the reference validator
     on a counterexample before it is reported (to plug the data plane's validator in).
     """
@@ -81,10 +87,10 @@ def check(
     targets = list(previous) if level.transitive else [previous[-1]]
     gen = Gen()
     judge = _Judge(policy, gen, Prover(gen, validate))
-    new = Document.load(candidate, resources)
+    new = Document.load(candidate, resources, name="new schema")
     kept = [new]  # documents stay alive for the whole check: caches key on object ids
     for version, schema in targets:
-        old = Document.load(schema, resources)
+        old = Document.load(schema, resources, name=f"schema of version {version}")
         kept.append(old)
         if level.backward:
             judge.run(old, new, "backward", version)
@@ -138,9 +144,7 @@ class _Judge:
                     break
             else:
                 first = group[0]
-                reason = _NOT_PROVEN if RULE_BY_ID[rule].backward is False else _NOT_DECIDED
-                if first.compatible is None and RULE_BY_ID[rule].backward is not None:
-                    reason = _NOT_DECIDED
+                reason = _NOT_PROVEN if first.compatible is False else _NOT_DECIDED
                 message = render(first, writer=names[0], reader=names[1]) + reason.replace(
                     "{writer}", names[0]
                 ).replace("{reader}", names[1])

@@ -30,7 +30,18 @@ from schemas.compatibility.scope import Conj, Part, flatten, same, same_conj
 COMBINATORS = ("allOf", "anyOf", "oneOf")
 
 
+_KEYWORDS = frozenset({*COMBINATORS, "not", "if", "then", "else", "$dynamicRef", "$recursiveRef"})
+
+
+def _combines(conj: Conj) -> bool:
+    return any(
+        isinstance(original(p), dict) and not _KEYWORDS.isdisjoint(original(p)) for p in conj
+    )
+
+
 def compare(cx: Cx, w: Conj, r: Conj) -> list[Finding]:
+    if not _combines(r) and not _combines(w):
+        return []
     out = _criterion(cx, w, r)
     for part in r:
         if not isinstance(part.schema, dict):

@@ -10,7 +10,7 @@ from typing import Any, Final
 from schemas.compatibility.findings import Candidates, Finding, Step, wrap
 from schemas.compatibility.generate import Gen
 from schemas.compatibility.model import anything
-from schemas.compatibility.rules import RULE_BY_ID, backward_verdict
+from schemas.compatibility.rules import backward_verdict
 from schemas.compatibility.scope import Conj
 from schemas.compatibility.types import Policy
 
@@ -65,19 +65,16 @@ class Cx:
         compatible: bool | _Unset | None = UNSET,
         probe: Any = None,
     ) -> Finding:
-        rule = RULE_BY_ID[rule_id]
         verdict = (
             backward_verdict(rule_id, self.policy, optional=optional)
             if isinstance(compatible, _Unset)
             else compatible
         )
-        values = {"where": "{where}", "reader": "{reader}", "writer": "{writer}"}
-        values.update({k: str(v) for k, v in (fields or {}).items()})
         return Finding(
             rule=rule_id,
             reader_ptr=reader_ptr,
             writer_ptr=writer_ptr,
-            message=rule.template.format_map(_Lenient(values)),
+            fields=tuple((k, str(v)) for k, v in (fields or {}).items()),
             compatible=verdict,
             route=((writer, None),),
             candidates=candidates,
@@ -85,11 +82,6 @@ class Cx:
             optional=optional,
             probe=probe,
         )
-
-
-class _Lenient(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "?"
 
 
 def failing(findings: Iterable[Finding]) -> list[Finding]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from schemas.compatibility.generate import Gen
+from schemas.compatibility.rules import RULE_BY_ID
 from schemas.compatibility.scope import Conj
 
 
@@ -37,7 +38,7 @@ class Finding:
     rule: str
     reader_ptr: str | None  # the keyword in the schema documents are read with
     writer_ptr: str | None  # the same place in the schema they are written with, if any
-    message: str  # `{where}`, `{writer}`, `{reader}` still to fill
+    fields: tuple[tuple[str, str], ...]  # the rule template's domain fields
     compatible: bool | None
     route: tuple[Frame, ...]
     candidates: Candidates | None = None  # leaf values to try at the end of the route
@@ -67,11 +68,15 @@ def where(route: tuple[Frame, ...]) -> str:
 
 
 def render(finding: Finding, *, writer: str, reader: str) -> str:
-    return (
-        finding.message.replace("{where}", where(finding.route))
-        .replace("{writer}", writer)
-        .replace("{reader}", reader)
-    )
+    """The rule's sentence for this finding (filled only when reported: most are not)."""
+    values = _Lenient(finding.fields)
+    values.update(where=where(finding.route), writer=writer, reader=reader)
+    return RULE_BY_ID[finding.rule].template.format_map(values)
+
+
+class _Lenient(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "?"
 
 
 def flatten_findings(findings: Iterable[Finding]) -> list[Finding]:

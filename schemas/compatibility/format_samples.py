@@ -60,10 +60,6 @@ def conforms(name: str, value: Any) -> bool:
         return False
 
 
-def known(name: str) -> bool:
-    return name in checker().checkers
-
-
 def samples(name: str) -> Iterator[str]:
     """Strings of format `name` the format checker accepts (nothing when none is found)."""
     yield from _found(name)

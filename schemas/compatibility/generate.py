@@ -109,6 +109,7 @@ def _as_set(kind: str | None) -> frozenset[str] | None:
 class Gen:
     def __init__(self) -> None:
         self._checks: dict[int, Any] = {}
+        self._instances: dict[Any, Any] = {}
 
     # --- local checks ------------------------------------------------------------------------
 
@@ -155,9 +156,48 @@ class Gen:
         n_props: int | None = None,
         depth: int = 0,
     ) -> Any:
-        """A value the conjunction likely accepts, or MISSING."""
+        """A value the conjunction likely accepts, or MISSING (memoised: callers copy before
+        they change what they get)."""
         if depth > MAX_DEPTH:
             return MISSING
+        key = (
+            tuple((id(p.schema), p.base, p.ptr) for p in conj),
+            kind,
+            present,
+            absent,
+            full,
+            n_items,
+            min_items,
+            n_props,
+            depth,
+        )
+        if key not in self._instances:
+            self._instances[key] = self._instance(
+                conj,
+                kind=kind,
+                present=present,
+                absent=absent,
+                full=full,
+                n_items=n_items,
+                min_items=min_items,
+                n_props=n_props,
+                depth=depth,
+            )
+        return self._instances[key]
+
+    def _instance(
+        self,
+        conj: Conj,
+        *,
+        kind: str | None,
+        present: tuple[str, ...],
+        absent: tuple[str, ...],
+        full: bool,
+        n_items: int | None,
+        min_items: int,
+        n_props: int | None,
+        depth: int,
+    ) -> Any:
         fallback: Any = MISSING
         try:
             alternatives = branches(conj)[:8]
@@ -504,11 +544,11 @@ class Gen:
                 for size in (low, low + 1, high, (high or 1) - 1):
                     if size is not None and size >= 0:
                         yield next(self.strings(branch, length=size), MISSING)
-                yield from _take(self.strings(branch), 4)
+                yield from take(self.strings(branch), 4)
             if "integer" in allowed:
-                yield from _take(self.numbers(branch, integer=True), 4)
+                yield from take(self.numbers(branch, integer=True), 4)
             if "fraction" in allowed:
-                yield from _take(self.numbers(branch, integer=False), 2)
+                yield from take(self.numbers(branch, integer=False), 2)
             if "boolean" in allowed:
                 yield True
             if "array" in allowed:
@@ -519,7 +559,7 @@ class Gen:
                 yield self.instance(branch, kind="object", full=True, depth=depth)
 
 
-def _take(items: Iterator[Any], count: int) -> Iterator[Any]:
+def take(items: Iterator[Any], count: int) -> Iterator[Any]:
     for index, item in enumerate(items):
         if index >= count:
             return

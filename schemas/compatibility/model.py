@@ -140,6 +140,14 @@ def declared_kinds(part: Part) -> frozenset[str] | None:
     return out
 
 
+def accepts(part: Part, kinds: frozenset[str]) -> bool:
+    """The part may take values of these kinds (its `type` allows one of them)."""
+    if part.schema is False or not isinstance(part.schema, dict):
+        return False
+    declared = declared_kinds(part)
+    return declared is None or bool(declared & kinds)
+
+
 def declared_conj(conj: Conj) -> frozenset[str] | None:
     out: frozenset[str] | None = None
     for part in conj:
@@ -165,6 +173,18 @@ def values(conj: Conj) -> list[Any] | None:
 
 
 def part_values(part: Part) -> list[Any] | None:
+    if not isinstance(part.schema, dict):
+        return [] if part.schema is False else None
+    if "const" not in part.schema and "enum" not in part.schema:
+        return None
+    key = ("values", id(part.schema))
+    found: list[Any] | None = part.doc.memo.get(key)
+    if found is None:
+        found = part.doc.memo[key] = _part_values(part) or []
+    return list(found)
+
+
+def _part_values(part: Part) -> list[Any] | None:
     if part.schema is False:
         return []
     if not isinstance(part.schema, dict):
@@ -195,6 +215,16 @@ def _unique(items: list[Any]) -> list[Any]:
 
 def kinds(conj: Conj) -> frozenset[str]:
     """The kinds of value the conjunction can accept (those its own bounds leave room for)."""
+    if not conj:
+        return KINDS
+    key = ("kinds", *((id(p.schema), p.base, p.ptr) for p in conj))
+    found = conj[0].doc.memo.get(key)
+    if found is None:
+        found = conj[0].doc.memo[key] = _kinds(conj)
+    return frozenset(found)
+
+
+def _kinds(conj: Conj) -> frozenset[str]:
     out = KINDS
     for part in conj:
         declared = declared_kinds(part)
@@ -412,12 +442,31 @@ def governing(part: Part, name: str) -> Conj | None:
 
 
 def property_node(conj: Conj, name: str) -> Conj:
+    """What the whole conjunction lets property `name` be (empty: anything)."""
     out: list[Part] = []
     for part in conj:
         found = governing(part, name)
         if found is not None:
             out.extend(found)
-    return tuple(out)
+    return tuple(out) or unevaluated(conj, name)
+
+
+def unevaluated(conj: Conj, name: str) -> Conj:
+    """The unevaluatedProperties that govern `name` when no part of the conjunction evaluates
+    it (anyOf/oneOf alternatives, which may evaluate it, are not counted: that can only
+    constrain more, so a compatible verdict stays sound)."""
+    if not any(p.has("unevaluatedProperties") for p in conj):
+        return ()
+    for part in conj:
+        if name in properties(part) or part.has("additionalProperties"):
+            return ()
+        if any(matches(pattern, name) for pattern in pattern_properties(part)):
+            return ()
+    out: list[Part] = []
+    for part in conj:
+        if part.has("unevaluatedProperties"):
+            out.extend(flatten(part.child("unevaluatedProperties")))
+    return () if is_trivial(tuple(out)) else tuple(out)
 
 
 def closed_for(conj: Conj, name: str) -> bool:

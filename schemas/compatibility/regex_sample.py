@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 _parser: Any = importlib.import_module("re._parser")
@@ -33,21 +34,26 @@ class _Unsupported(Exception):
 
 def samples(pattern: str, *, length: int | None = None, count: int = 12) -> Iterator[str]:
     """Up to `count` distinct strings matching `pattern` (fewer when the regex is unusual)."""
+    yield from _samples(pattern, length, count)
+
+
+@lru_cache(maxsize=1024)
+def _samples(pattern: str, length: int | None, count: int) -> tuple[str, ...]:
     try:
         tree = _parser.parse(pattern)
     except Exception:  # re.error and friends: an invalid pattern has no samples
-        return
-    seen: set[str] = set()
+        return ()
+    found: list[str] = []
     for variant in range(count * 2):
         try:
             text = _Builder(variant, length).build(list(tree))
         except (_Unsupported, RecursionError):
-            return
-        if text not in seen:
-            seen.add(text)
-            yield text
-            if len(seen) >= count:
-                return
+            break
+        if text not in found:
+            found.append(text)
+            if len(found) >= count:
+                break
+    return tuple(found)
 
 
 class _Builder:

@@ -899,7 +899,7 @@ _COMBINED = (
         "{where} combines its subschemas with {r} in the {reader} schema instead of {w}, which "
         "accepts at least as much",
         True,
-        False,
+        None,
         "COMBINED_TYPE_CHANGED",
     ),
     Rule(
@@ -909,7 +909,7 @@ _COMBINED = (
         "{where} combines its subschemas with {r} in the {reader} schema instead of {w} in the "
         "{writer} schema (decided by comparing the subschemas)",
         None,
-        None,
+        True,
         "COMBINED_TYPE_EXTENDED",
     ),
     Rule(
@@ -1045,7 +1045,8 @@ _UNDECIDABLE = (
         "RECURSION_UNRESOLVED",
         "reference",
         "$ref",
-        "{where}: the comparison of recursive references ({r}) did not settle without "
+        "{where}: comparing the {writer} and the {reader} schema through references ({r}) did "
+        "not settle: $ref/allOf nest deeper than the checker follows, or recurse without "
         "descending into the document",
         None,
         None,

@@ -8,15 +8,18 @@ accepts everything.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
+import jsonschema_rs
 import referencing
 import referencing.exceptions
 import referencing.jsonschema
 
+from schemas.compatibility.types import InvalidSchema
 from schemas.validation import DRAFT_07, UnresolvedReference, pointer
 
 FLATTEN_LIMIT = 64  # parts gathered at one place before we stop following `$ref`/`allOf`
@@ -38,7 +41,22 @@ class Document:
     _registry: referencing.Registry[Any] | None = None
 
     @classmethod
-    def load(cls, schema: Any, resources: Mapping[str, Any] | None = None) -> Document:
+    def load(
+        cls, schema: Any, resources: Mapping[str, Any] | None = None, *, name: str = "schema"
+    ) -> Document:
+        """Raises InvalidSchema when the schema breaks its meta-schema (checked, fast, by
+        jsonschema-rs: the comparison relies on keywords having the types the drafts say)."""
+        for label, contents in [
+            (name, schema),
+            *((f"reference {k}", v) for k, v in (resources or {}).items()),
+        ]:
+            try:
+                jsonschema_rs.meta.validate(contents)
+            except jsonschema_rs.ValidationError as error:
+                first = str(error).splitlines()[0]
+                raise InvalidSchema(f"the {label} is not a valid JSON Schema: {first}") from error
+            except jsonschema_rs.ReferencingError as error:
+                raise InvalidSchema(f"the {label} names an unknown meta-schema: {error}") from error
         declared = schema.get("$schema") if isinstance(schema, dict) else None
         draft7 = isinstance(declared, str) and declared.rstrip("#") == DRAFT_07.rstrip("#")
         uri = ""
@@ -113,6 +131,9 @@ def synthetic(schema: Any, like: Part, ptr: str) -> Part:
 
 def deref(part: Part, keyword: str = "$ref") -> Part:
     reference = part.schema[keyword]
+    local = _local(part, reference)
+    if local is not None:
+        return local
     resolver = part.doc.registry.resolver(base_uri=part.base)
     try:
         resolved = resolver.lookup(reference)
@@ -123,6 +144,25 @@ def deref(part: Part, keyword: str = "$ref") -> Part:
     ptr = fragment if fragment.startswith("/") or not fragment else f"#{fragment}"
     base = target if target or not part.base else part.base
     return Part(resolved.contents, part.doc, base, ptr)
+
+
+def _local(part: Part, reference: str) -> Part | None:
+    """`#/a/b` within the root resource, walked directly: no registry needed for the common
+    case. None when the walk leaves the root resource (an embedded `$id`) or fails."""
+    if part.base != part.doc.uri or not (reference == "#" or reference.startswith("#/")):
+        return None
+    node: Any = part.doc.root
+    for token in reference[2:].split("/") if reference != "#" else ():
+        token = unquote(token).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return None
+        if isinstance(node, dict) and isinstance(node.get("$id"), str):
+            return None
+    return Part(node, part.doc, part.doc.uri, unquote(reference[1:]))
 
 
 def flatten(part: Part) -> Conj:
@@ -177,6 +217,20 @@ def flatten_all(parts: Conj) -> Conj:
 
 def json_equal(a: Any, b: Any) -> bool:
     """JSON equality: 1 == 1.0, but true != 1 and key order does not matter."""
+    if a is b:
+        return True
+    if a != b:  # Python equality is looser than JSON's (true == 1): unequal is unequal
+        return False
+    if isinstance(a, dict | list) and _dumps(a) == _dumps(b):
+        return True  # the common case, at C speed
+    return _strict_equal(a, b)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr)
+
+
+def _strict_equal(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, int | float) and isinstance(b, int | float):
@@ -184,10 +238,21 @@ def json_equal(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())
+        return a.keys() == b.keys() and all(_strict_equal(v, b[k]) for k, v in a.items())
     if isinstance(a, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(_strict_equal(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
+
+
+def refers(doc: Document, schema: Any) -> bool:
+    """`has_ref`, remembered per document (subschemas are walked again and again)."""
+    if not isinstance(schema, dict | list):
+        return False
+    key = ("has_ref", id(schema))
+    found = doc.memo.get(key)
+    if found is None:
+        found = doc.memo[key] = has_ref(schema)
+    return bool(found)
 
 
 def has_ref(schema: Any) -> bool:
@@ -212,7 +277,7 @@ def _same(a: Part, b: Part, seen: set[tuple[int, int]]) -> bool:
         return False
     if a.doc is b.doc and a.base == b.base:
         return True
-    if not has_ref(a.schema):
+    if not refers(a.doc, a.schema):
         return True
     key = (id(a.schema), id(b.schema))
     if key in seen:
@@ -231,13 +296,13 @@ def _same_refs(a: Part, b: Part, seen: set[tuple[int, int]]) -> bool:
                 continue
             elif (
                 isinstance(value, dict | list)
-                and has_ref(value)
+                and refers(a.doc, value)
                 and not _same_refs(a.child(keyword), b.child(keyword), seen)
             ):
                 return False
     elif isinstance(a.schema, list):
         for index, value in enumerate(a.schema):
-            if has_ref(value) and not _same_refs(a.child(index), b.child(index), seen):
+            if refers(a.doc, value) and not _same_refs(a.child(index), b.child(index), seen):
                 return False
     return True
 

@@ -7,6 +7,12 @@ from enum import StrEnum
 from typing import Any, Literal
 
 Direction = Literal["backward", "forward"]
+
+
+class InvalidSchema(ValueError):
+    """A schema handed to the checker is not valid against its draft's meta-schema."""
+
+
 Outcome = Literal["COMPATIBLE", "INCOMPATIBLE", "UNDECIDED"]
 
 

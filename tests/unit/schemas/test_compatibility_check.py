@@ -8,8 +8,13 @@ from typing import Any
 
 import pytest
 
-from schemas.compatibility import Level, Policy, Verdict, check, diff
-from schemas.validation import DRAFT_07, UnresolvedReference, reference_validator
+from schemas.compatibility import InvalidSchema, Level, Policy, Verdict, check, diff
+from schemas.validation import (
+    DRAFT_07,
+    UnresolvedReference,
+    compile_validator,
+    reference_validator,
+)
 
 
 def person(**extra: Any) -> dict[str, Any]:
@@ -290,3 +295,28 @@ def test_verdict_to_json_is_the_api_answer() -> None:
     assert set(found) == {"pointer", "rule", "message", "direction", "version", "counterexample"}
     assert found["version"] == 1 and found["direction"] == "backward"
     assert answer["undecided"] == []
+
+
+def test_the_data_plane_validator_can_confirm_counterexamples() -> None:
+    def data_plane(schema: Any, instance: Any) -> bool:
+        return bool(compile_validator(schema).is_valid(instance))
+
+    verdict = check(V3, [(1, V1)], level=Level.FULL, validate=data_plane)
+    assert {(b.rule, b.direction) for b in verdict.breaks} == {
+        ("MAX_LENGTH_DECREASED", "backward"),
+        ("PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", "forward"),
+    }
+    for found in verdict.breaks:
+        writer, reader = (V1, V3) if found.direction == "backward" else (V3, V1)
+        assert data_plane(writer, found.counterexample)
+        assert not data_plane(reader, found.counterexample)
+
+
+@pytest.mark.parametrize(
+    "schema", [{"not": None}, {"type": 5}, {"required": "ho_ten"}, {"properties": []}]
+)
+def test_invalid_schemas_are_refused_with_the_reason(schema: Any) -> None:
+    with pytest.raises(InvalidSchema, match="schema of version 3 is not a valid JSON Schema"):
+        check({"type": "object"}, [(3, schema)], level=Level.BACKWARD)
+    with pytest.raises(InvalidSchema, match="new schema"):
+        check(schema, [(3, {"type": "object"})], level=Level.BACKWARD)

@@ -229,7 +229,50 @@ def bound_pairs(draw: st.DrawFn) -> tuple[Any, Any]:
     return wrap(old), wrap(new)
 
 
-pairs = st.one_of(bound_pairs(), _pairs(scalars), _pairs(schemas))
+@st.composite
+def object_pairs(draw: st.DrawFn) -> tuple[Any, Any]:
+    """One structural edit of an object: a property added, dropped, (un)required or retyped,
+    the model closed or opened, an enum narrowed, uniqueness demanded of an array property."""
+    names = draw(st.lists(st.sampled_from(NAMES), unique=True, min_size=1, max_size=3))
+    old: dict[str, Any] = {"type": "object", "properties": {n: draw(scalars) for n in names}}
+    old["required"] = draw(st.lists(st.sampled_from(names), unique=True, max_size=2))
+    extra = draw(st.integers(0, 2))
+    if extra:
+        old["additionalProperties"] = False if extra == 1 else draw(scalars)
+    new = {**old, "properties": dict(old["properties"]), "required": list(old["required"])}
+    name = draw(st.sampled_from(NAMES))
+    edit = draw(
+        st.sampled_from(["add", "drop", "require", "close", "open", "retype", "enum", "array"])
+    )
+    if edit == "add":
+        new["properties"][name] = draw(scalars)
+    elif edit == "drop":
+        new["properties"].pop(name, None)
+    elif edit == "require":
+        required = new["required"]
+        new["required"] = (
+            [n for n in required if n != name] if name in required else [*required, name]
+        )
+    elif edit == "close":
+        new["additionalProperties"] = False
+    elif edit == "open":
+        new.pop("additionalProperties", None)
+    elif edit == "retype":
+        new["properties"][name] = {"type": draw(st.sampled_from(TYPES))}
+    elif edit == "enum":
+        values = draw(
+            st.lists(st.sampled_from(["a", "b", 1, None]), min_size=2, max_size=3, unique=True)
+        )
+        old["properties"][name] = {"enum": values}
+        new["properties"][name] = {"enum": values[: draw(st.integers(1, len(values)))]}
+    else:
+        old["properties"][name] = {"type": "array", "items": draw(scalars)}
+        new["properties"][name] = {**old["properties"][name], "uniqueItems": True}
+    wrap = draw(st.sampled_from(WRAPS))
+    return wrap(old), wrap(new)
+
+
+pairs = st.one_of(object_pairs(), bound_pairs(), _pairs(scalars), _pairs(schemas))
 
 
 @st.composite

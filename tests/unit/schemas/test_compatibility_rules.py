@@ -1,0 +1,136 @@
+"""The rule table: ids, mirrors, templates and policies."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+
+from schemas.compatibility import RULE_BY_ID, RULES, Policy
+from schemas.compatibility.rules import backward_verdict, forward_verdict
+
+# Confluent's io.confluent.kafka.schemaregistry.json.diff.Difference.Type names the table uses.
+CONFLUENT = {
+    "ID_CHANGED", "DESCRIPTION_CHANGED", "TITLE_CHANGED", "DEFAULT_CHANGED", "SCHEMA_ADDED",
+    "SCHEMA_REMOVED", "TYPE_EXTENDED", "TYPE_NARROWED", "TYPE_CHANGED", "MAX_LENGTH_ADDED",
+    "MAX_LENGTH_REMOVED", "MAX_LENGTH_INCREASED", "MAX_LENGTH_DECREASED", "MIN_LENGTH_ADDED",
+    "MIN_LENGTH_REMOVED", "MIN_LENGTH_INCREASED", "MIN_LENGTH_DECREASED", "PATTERN_ADDED",
+    "PATTERN_REMOVED", "PATTERN_CHANGED", "MAXIMUM_ADDED", "MAXIMUM_REMOVED", "MAXIMUM_INCREASED",
+    "MAXIMUM_DECREASED", "MINIMUM_ADDED", "MINIMUM_REMOVED", "MINIMUM_INCREASED",
+    "MINIMUM_DECREASED", "EXCLUSIVE_MAXIMUM_ADDED", "EXCLUSIVE_MAXIMUM_REMOVED",
+    "EXCLUSIVE_MAXIMUM_INCREASED", "EXCLUSIVE_MAXIMUM_DECREASED", "EXCLUSIVE_MINIMUM_ADDED",
+    "EXCLUSIVE_MINIMUM_REMOVED", "EXCLUSIVE_MINIMUM_INCREASED", "EXCLUSIVE_MINIMUM_DECREASED",
+    "MULTIPLE_OF_ADDED", "MULTIPLE_OF_REMOVED", "MULTIPLE_OF_EXPANDED", "MULTIPLE_OF_REDUCED",
+    "MULTIPLE_OF_CHANGED", "REQUIRED_ATTRIBUTE_ADDED", "REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED",
+    "REQUIRED_ATTRIBUTE_REMOVED", "MAX_PROPERTIES_ADDED", "MAX_PROPERTIES_REMOVED",
+    "MAX_PROPERTIES_INCREASED", "MAX_PROPERTIES_DECREASED", "MIN_PROPERTIES_ADDED",
+    "MIN_PROPERTIES_REMOVED", "MIN_PROPERTIES_INCREASED", "MIN_PROPERTIES_DECREASED",
+    "ADDITIONAL_PROPERTIES_ADDED", "ADDITIONAL_PROPERTIES_REMOVED",
+    "ADDITIONAL_PROPERTIES_EXTENDED", "ADDITIONAL_PROPERTIES_NARROWED", "DEPENDENCY_ARRAY_ADDED",
+    "DEPENDENCY_ARRAY_REMOVED", "DEPENDENCY_ARRAY_EXTENDED", "DEPENDENCY_ARRAY_NARROWED",
+    "DEPENDENCY_ARRAY_CHANGED", "DEPENDENCY_SCHEMA_ADDED", "DEPENDENCY_SCHEMA_REMOVED",
+    "REQUIRED_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
+    "REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_OPEN_CONTENT_MODEL",
+    "OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
+    "PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL",
+    "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL",
+    "REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_UNOPEN_CONTENT_MODEL",
+    "OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL", "PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL",
+    "PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+    "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+    "PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+    "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+    "PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+    "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", "UNEVALUATED_PROPERTIES_ADDED",
+    "UNEVALUATED_PROPERTIES_REMOVED", "UNEVALUATED_PROPERTIES_EXTENDED",
+    "UNEVALUATED_PROPERTIES_NARROWED", "MAX_ITEMS_ADDED", "MAX_ITEMS_REMOVED",
+    "MAX_ITEMS_INCREASED", "MAX_ITEMS_DECREASED", "MIN_ITEMS_ADDED", "MIN_ITEMS_REMOVED",
+    "MIN_ITEMS_INCREASED", "MIN_ITEMS_DECREASED", "MAX_CONTAINS_ADDED", "MAX_CONTAINS_REMOVED",
+    "MAX_CONTAINS_INCREASED", "MAX_CONTAINS_DECREASED", "MIN_CONTAINS_ADDED",
+    "MIN_CONTAINS_REMOVED", "MIN_CONTAINS_INCREASED", "MIN_CONTAINS_DECREASED",
+    "UNIQUE_ITEMS_ADDED", "UNIQUE_ITEMS_REMOVED", "ADDITIONAL_ITEMS_ADDED",
+    "ADDITIONAL_ITEMS_REMOVED", "ADDITIONAL_ITEMS_EXTENDED", "ADDITIONAL_ITEMS_NARROWED",
+    "UNEVALUATED_ITEMS_ADDED", "UNEVALUATED_ITEMS_REMOVED", "UNEVALUATED_ITEMS_EXTENDED",
+    "UNEVALUATED_ITEMS_NARROWED", "ITEM_ADDED_TO_OPEN_CONTENT_MODEL",
+    "ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL", "ITEM_ADDED_TO_CLOSED_CONTENT_MODEL",
+    "ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL", "ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+    "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+    "ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+    "ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+    "ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+    "ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", "ENUM_ARRAY_EXTENDED",
+    "ENUM_ARRAY_NARROWED", "ENUM_ARRAY_CHANGED", "COMBINED_TYPE_EXTENDED",
+    "COMBINED_TYPE_CHANGED", "SUM_TYPE_EXTENDED", "SUM_TYPE_NARROWED",
+    "COMBINED_TYPE_SUBSCHEMAS_CHANGED", "NOT_TYPE_EXTENDED", "NOT_TYPE_NARROWED",
+}  # fmt: skip
+PLACEHOLDERS = {"where", "reader", "writer", "w", "r", "lost", "name", "default", "detail"}
+PLACEHOLDERS |= {"index", "kw"}
+
+
+def test_ids_are_unique_upper_snake() -> None:
+    ids = [rule.id for rule in RULES]
+    assert len(ids) == len(set(ids)) == len(RULE_BY_ID)
+    assert all(re.fullmatch(r"[A-Z]+(_[A-Z]+)*", rule_id) for rule_id in ids)
+
+
+def test_confluent_ids_are_confluent_names_and_the_others_say_so() -> None:
+    for rule in RULES:
+        if rule.source == "confluent":
+            assert rule.id in CONFLUENT, rule.id
+        else:
+            assert rule.source == "lgsp", rule.id
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
+def test_forward_is_the_mirror_read_backward(rule: object) -> None:
+    assert rule.mirror in RULE_BY_ID  # type: ignore[attr-defined]
+    assert rule.forward == RULE_BY_ID[rule.mirror].backward  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
+def test_templates_name_the_place_and_both_schemas(rule: object) -> None:
+    template = rule.template  # type: ignore[attr-defined]
+    names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    assert names <= PLACEHOLDERS
+    assert "where" in names and ("reader" in names or "writer" in names)
+
+
+def test_the_documented_confluent_verdicts() -> None:
+    incompatible = {
+        "OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
+        "REQUIRED_ATTRIBUTE_ADDED",
+        "TYPE_NARROWED",
+        "ENUM_ARRAY_NARROWED",
+        "MAXIMUM_ADDED",
+        "PATTERN_ADDED",
+        "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+    }
+    compatible = {
+        "OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL",
+        "PROPERTY_REMOVED_FROM_OPEN_CONTENT_MODEL",
+        "REQUIRED_ATTRIBUTE_WITH_DEFAULT_ADDED",
+        "TYPE_EXTENDED",
+        "ENUM_ARRAY_EXTENDED",
+        "MAXIMUM_INCREASED",
+        "PATTERN_REMOVED",
+    }
+    assert all(RULE_BY_ID[r].backward is False for r in incompatible)
+    assert all(RULE_BY_ID[r].backward is True for r in compatible)
+
+
+def test_robust_policy_lets_optional_properties_come_and_go() -> None:
+    robust = {rule.id for rule in RULES if rule.robust}
+    assert robust == {
+        "OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
+        "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+        "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+        "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+    }
+    for rule_id in robust:
+        assert backward_verdict(rule_id, Policy.DEFAULT, optional=True) is False
+        assert backward_verdict(rule_id, Policy.ROBUST, optional=True) is True
+        assert backward_verdict(rule_id, Policy.ROBUST, optional=False) is False
+    added = "OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL"
+    assert forward_verdict(added, Policy.DEFAULT, optional=True) is False
+    assert forward_verdict(added, Policy.ROBUST, optional=True) is True
