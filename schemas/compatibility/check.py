@@ -15,7 +15,7 @@ from schemas.compatibility.counterexample import Prover
 from schemas.compatibility.findings import Finding, flatten_findings, render
 from schemas.compatibility.generate import MISSING, Gen
 from schemas.compatibility.rules import forward_verdict
-from schemas.compatibility.scope import Document
+from schemas.compatibility.scope import Document, dump_cache
 from schemas.compatibility.types import Break, Change, Direction, Level, Policy, Undecided, Verdict
 
 Validate = Callable[[Any, Any], bool]
@@ -89,13 +89,14 @@ def check(
     judge = _Judge(policy, gen, Prover(gen, validate))
     new = Document.load(candidate, resources, name="new schema")
     kept = [new]  # documents stay alive for the whole check: caches key on object ids
-    for version, schema in targets:
-        old = Document.load(schema, resources, name=f"schema of version {version}")
-        kept.append(old)
-        if level.backward:
-            judge.run(old, new, "backward", version)
-        if level.forward:
-            judge.run(new, old, "forward", version)
+    with dump_cache():
+        for version, schema in targets:
+            old = Document.load(schema, resources, name=f"schema of version {version}")
+            kept.append(old)
+            if level.backward:
+                judge.run(old, new, "backward", version)
+            if level.forward:
+                judge.run(new, old, "forward", version)
     return Verdict(level, policy, tuple(judge.breaks), tuple(judge.undecided))
 
 

@@ -9,7 +9,9 @@ accepts everything.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
@@ -226,8 +228,32 @@ def json_equal(a: Any, b: Any) -> bool:
     return _strict_equal(a, b)
 
 
+# Within one check, the same subschemas are compared again and again (a transitive check meets
+# the candidate's properties once per version): their JSON text is kept for the check's length.
+# Each entry holds its object, so no id is reused while the cache lives.
+_DUMPED: ContextVar[dict[int, tuple[Any, str]] | None] = ContextVar("dumped", default=None)
+
+
+@contextmanager
+def dump_cache() -> Iterator[None]:
+    """Keep subschemas' JSON text until the block ends (one compatibility check)."""
+    token = _DUMPED.set({})
+    try:
+        yield
+    finally:
+        _DUMPED.reset(token)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr)
+    cache = _DUMPED.get()
+    if cache is not None:
+        hit = cache.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr)
+    if cache is not None:
+        cache[id(value)] = (value, text)
+    return text
 
 
 def _strict_equal(a: Any, b: Any) -> bool:
