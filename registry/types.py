@@ -11,6 +11,10 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, StringConstraints
 
+# Shared with the schema registry (the package below), re-exported for the registry's modules.
+from schemas.clock import utcnow as utcnow
+from schemas.validation import pointer as pointer
+
 SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 VERSION_RE = r"^v[1-9][0-9]{0,3}$"
 # Mã định danh cơ quan, e.g. 000.00.12.H12 (province units) or 000.00.00.G10 (ministries).
@@ -46,11 +50,6 @@ def _json_pointer(value: str) -> str:
 
 
 JsonPointer = Annotated[str, StringConstraints(max_length=500), AfterValidator(_json_pointer)]
-
-
-def pointer(*parts: str | int) -> str:
-    """A JSON pointer (RFC 6901) from path elements."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def pointer_tokens(pointer: str) -> list[str]:
@@ -106,10 +105,6 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Role(StrEnum):

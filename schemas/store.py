@@ -45,6 +45,7 @@ from schemas.errors import (
 )
 from schemas.models import GLOBAL, SchemaConfig, SchemaDocument, SchemaVersion, VersionState
 from schemas.nesting import too_deep
+from schemas.validation import pointer
 
 SUBJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,149}$")
 DEFAULT_LEVEL = Level.BACKWARD
@@ -116,7 +117,7 @@ def _refuse_non_finite(node: Any, where: str) -> None:
         raise SchemaInvalid.at(where, "numbers must be finite")
     if isinstance(node, dict):
         for key, value in node.items():
-            _refuse_non_finite(value, f"{where}/{key.replace('~', '~0').replace('/', '~1')}")
+            _refuse_non_finite(value, f"{where}{pointer(key)}")
     elif isinstance(node, list):
         for i, value in enumerate(node):
             _refuse_non_finite(value, f"{where}/{i}")

@@ -6,8 +6,7 @@ resources handed in (registered schema versions): never over the network.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import jsonschema
@@ -36,12 +35,6 @@ class UnresolvedReference(ValueError):
             "(name, subject, version); the registry never fetches a URL"
         )
         self.uri = uri
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    pointer: str  # where in the document (RFC 6901)
-    message: str
 
 
 class Validator(Protocol):
@@ -162,12 +155,6 @@ def _along(schema: Any, instance_path: list[Any]) -> Any:
         else:
             node = node.get("items")
     return node
-
-
-def violations(validator: Any, instance: Any) -> Iterator[Violation]:
-    """The errors of a compiled validator as (pointer, message), for a 422."""
-    for error in validator.iter_errors(instance):
-        yield Violation(pointer(*error.instance_path), explain(error))
 
 
 def pointer(*parts: str | int) -> str:
