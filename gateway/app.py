@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.dataplane import DataPlane, Message, Receive, Scope, Send
+from gateway.dataplane import DataPlane, Message, Receive, Scope, Send, valid_request_id
 from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -151,7 +151,7 @@ class Hub:
             await self.dataplane(scope, receive, send)
             return
         rid = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
-        if not rid or len(rid) > 128 or not rid.isprintable():
+        if not rid or not valid_request_id(rid):
             rid = os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = rid
         mutating = scope["method"] in _MUTATING and scope["path"].startswith("/admin")

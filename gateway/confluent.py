@@ -16,9 +16,16 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from gateway.admin import schemas as shared
-from gateway.admin.context import Context, ManagerContext, preflight, problem_for
+from gateway.admin.context import (
+    Context,
+    ManagerContext,
+    database_problem,
+    preflight,
+    problem_for,
+)
 from gateway.deps import ActorDep, RequestIdDep, SessionDep
 from gateway.problems import Problem, dump_json
 from registry.crud import schemas as ops
@@ -53,6 +60,9 @@ class ConfluentRoute(APIRoute):
                         f"{e['pointer'] or '/'} {e['message']}" for e in exc.errors[:10]
                     )
                 return _error(exc.confluent_status, exc.error_code, message)
+            except (IntegrityError, OperationalError, DataError) as exc:
+                problem = database_problem(exc, request.url.path)
+                return _error(problem.status, problem.status * 100 + 1, problem.detail)
             except RegistryError as exc:
                 status = problem_for(exc).status
                 return _error(status, status * 100 + 1, exc.detail)

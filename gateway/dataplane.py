@@ -46,7 +46,7 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _HEX = frozenset("0123456789abcdef")
 
 
-def _valid_request_id(value: str) -> bool:
+def valid_request_id(value: str) -> bool:
     return 0 < len(value) <= 128 and value.isascii() and value.isprintable()
 
 
@@ -222,6 +222,8 @@ def _too_deep(value: Any) -> bool:
 
 
 def _schema_errors(contract: Compiled, instance: Any, prefix: str) -> list[dict[str, str]]:
+    if contract.validator.is_valid(instance):  # the common case: no error objects built
+        return []
     errors = []
     for error in contract.validator.iter_errors(instance):
         where = error_pointer(error, contract.schema)
@@ -233,6 +235,8 @@ def _schema_errors(contract: Compiled, instance: Any, prefix: str) -> list[dict[
 
 def _contract_errors(validator: Any, instance: Any) -> list[dict[str, str]]:
     """Where the provider broke its contract, without echoing its (ungranted) values."""
+    if validator.is_valid(instance):
+        return []
     errors = []
     for error in validator.iter_errors(instance):
         keyword = str(error.schema_path[-1]) if error.schema_path else "schema"
@@ -261,7 +265,7 @@ class DataPlane:
             headers[name.decode("latin-1").lower()] = value.decode("latin-1")
         presented_id = headers.get("x-request-id")
         request_id = (
-            presented_id if presented_id and _valid_request_id(presented_id) else new_record_id()
+            presented_id if presented_id and valid_request_id(presented_id) else new_record_id()
         )
         trace_id, traceparent = _trace(headers.get("traceparent"))
         exchange = Exchange(request_id, trace_id)
@@ -588,6 +592,8 @@ class DataPlane:
 
     @staticmethod
     def _check_purpose(purpose: str | None, grant: GrantEntry) -> None:
+        if purpose and purpose in grant.purposes:
+            return
         allowed = ", ".join(sorted(grant.purposes)) or "none"
         if not purpose:
             raise Problem(

@@ -219,7 +219,7 @@ def problems(schema: Any, resources: Resources | None = None) -> list[Problem]:
     if not isinstance(schema, dict):
         return [Problem("", "a schema must be a JSON object (or true / false)")]
     dialect = schema.get("$schema")
-    if dialect is not None and dialect not in KNOWN_DRAFTS:
+    if dialect is not None and (not isinstance(dialect, str) or dialect not in KNOWN_DRAFTS):
         return [
             Problem(
                 "/$schema",
@@ -234,7 +234,12 @@ def problems(schema: Any, resources: Resources | None = None) -> list[Problem]:
     ][:MAX_PROBLEMS]
     if found:
         return found
-    found = _reference_problems(schema, resources) + _cycle_problems(schema)
+    try:
+        found = _reference_problems(schema, resources) + _cycle_problems(schema)
+    except ValueError as exc:  # urljoin on a malformed URI, e.g. "http://[::1"
+        return [Problem("", f"a $id or $ref is not a valid URI reference: {exc}")]
+    except RecursionError:
+        return [Problem("", "its $ref chains are too long to check (hundreds of hops)")]
     if found:
         return found[:MAX_PROBLEMS]
     try:

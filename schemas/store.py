@@ -109,7 +109,12 @@ class Config:
 def canonical(schema: Any) -> str:
     """Sorted keys, no spaces, UTF-8 text; refuses what JSON cannot carry exactly."""
     _refuse_non_finite(schema, "")
-    return json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise SchemaInvalid.at("", "the schema holds a lone surrogate (\\ud800-\\udfff)") from None
+    return text
 
 
 def _refuse_non_finite(node: Any, where: str) -> None:
@@ -372,8 +377,19 @@ def set_config(
         row.policy = policy.value
     if changes:
         session.add(row)
-        session.flush()
+        _flush_or_concurrent(session, f"the compatibility setting of {key or 'the registry'}")
     return changes
+
+
+def _flush_or_concurrent(session: Session, what: str) -> None:
+    """Flush; a unique key taken by another request at the same moment is a Concurrent."""
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Concurrent(
+            f"{what} was changed by another request at the same moment; try again"
+        ) from None
 
 
 def delete_config(*, session: Session, subject: str) -> dict[str, Any]:
@@ -569,7 +585,7 @@ def register(
             references=[r.model_dump() for r in candidate.references],
         )
         session.add(doc)
-        session.flush()
+        _flush_or_concurrent(session, "the same schema")
     assert doc.id is not None
     number = next_version(session=session, subject=subject)
     row = SchemaVersion(
@@ -580,13 +596,7 @@ def register(
         owner=owner_of(session=session, subject=subject)[1] if number > 1 else owner,
     )
     session.add(row)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        raise Concurrent(
-            f"another version of {subject!r} was registered at the same moment; try again"
-        ) from None
+    _flush_or_concurrent(session, f"subject {subject!r}")
     return _registered(row, doc), True
 
 

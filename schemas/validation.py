@@ -7,7 +7,7 @@ resources handed in (registered schema versions): never over the network.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import jsonschema
 import jsonschema.validators
@@ -35,10 +35,6 @@ class UnresolvedReference(ValueError):
             "(name, subject, version); the registry never fetches a URL"
         )
         self.uri = uri
-
-
-class Validator(Protocol):
-    def is_valid(self, instance: Any) -> bool: ...
 
 
 def _refuse(uri: str) -> Any:
@@ -91,17 +87,13 @@ def _string_only(check: Any) -> Any:
     return run
 
 
-def _retrieve(uri: str) -> referencing.Resource[Any]:
-    raise UnresolvedReference(uri)
-
-
 def reference_validator(schema: Any, *, resources: Resources | None = None) -> Any:
     """The python-jsonschema validator for the same schema and resources."""
     cls = jsonschema.validators.extend(_python_class(schema), PYTHON_KEYWORDS)
     spec = referencing.jsonschema.specification_with(
         _draft(schema), default=referencing.jsonschema.DRAFT202012
     )
-    registry: referencing.Registry[Any] = referencing.Registry(retrieve=_retrieve)  # type: ignore[call-arg]
+    registry: referencing.Registry[Any] = referencing.Registry(retrieve=_refuse)  # type: ignore[call-arg]
     for uri, contents in (resources or {}).items():
         resource = referencing.Resource.from_contents(contents, default_specification=spec)
         registry = registry.with_resource(uri, resource)

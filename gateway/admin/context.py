@@ -120,6 +120,35 @@ async def preflight(request: Request) -> None:
         )
 
 
+def database_problem(exc: IntegrityError | OperationalError | DataError, path: str) -> Problem:
+    """A database refusal as the caller's problem (nothing was changed): 409, 503 or 422."""
+    if isinstance(exc, IntegrityError):
+        return Problem(
+            409,
+            "conflict",
+            "Conflict",
+            "the change conflicts with the registry (a duplicate, or a reference to a "
+            "missing or still-used object); nothing was changed",
+        )
+    if isinstance(exc, OperationalError):
+        # Logged without its statement: parameters may hold a connector's secret.
+        log.warning("database unavailable on %s: %s", path, type(exc.orig))
+        return Problem(
+            503,
+            "database-unavailable",
+            "Database unavailable",
+            "the registry database did not answer; nothing was changed, try again",
+            headers={"Retry-After": "1"},
+        )
+    return Problem(
+        422,
+        "validation-error",
+        "Invalid input",
+        "a value is out of the range the database can store",
+        errors=[],
+    )
+
+
 class AdminRoute(APIRoute):
     """Maps registry refusals and database refusals to problems, at this one boundary."""
 
@@ -136,31 +165,7 @@ class AdminRoute(APIRoute):
                 raise Problem(
                     exc.status, exc.kind, exc.title, exc.detail, errors=exc.errors, extra=exc.extra
                 ) from None
-            except IntegrityError:
-                raise Problem(
-                    409,
-                    "conflict",
-                    "Conflict",
-                    "the change conflicts with the registry (a duplicate, or a reference to a "
-                    "missing or still-used object); nothing was changed",
-                ) from None
-            except OperationalError as exc:
-                # Logged without its statement: parameters may hold a connector's secret.
-                log.warning("database unavailable on %s: %s", request.url.path, type(exc.orig))
-                raise Problem(
-                    503,
-                    "database-unavailable",
-                    "Database unavailable",
-                    "the registry database did not answer; nothing was changed, try again",
-                    headers={"Retry-After": "1"},
-                ) from None
-            except DataError:
-                raise Problem(
-                    422,
-                    "validation-error",
-                    "Invalid input",
-                    "a value is out of the range the database can store",
-                    errors=[],
-                ) from None
+            except (IntegrityError, OperationalError, DataError) as exc:
+                raise database_problem(exc, request.url.path) from None
 
         return guarded

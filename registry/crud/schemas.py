@@ -212,7 +212,14 @@ def _apply_version(
                 else f"the subject's next version is {expected} (versions are numbered in order)"
             )
             raise Invalid.at(f"{where}/version", f"{key} cannot be created: {reason}")
-        found, _ = register(session, caller, subject, declared.schema_, declared.references)
+        require_owner(session, caller, subject)
+        found, _ = store.register(
+            session=session,
+            subject=subject,
+            candidate=candidate,
+            actor=caller.name,
+            owner=caller.agency_code,
+        )
         done.append(("create", key, {"id": [None, found.id]}))
     elif stored.fingerprint != candidate.fingerprint:
         raise Invalid.at(

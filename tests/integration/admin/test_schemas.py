@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsonschema
@@ -253,3 +254,34 @@ def test_deeply_nested_schemas_are_refused_cleanly(reg: Registry) -> None:
         )
         assert confluent.status_code == 422, confluent.text
         assert confluent.json()["error_code"] == 42201
+
+
+CHAIN = {
+    "$defs": {f"a{i}": {"$ref": f"#/$defs/a{i + 1}"} for i in range(1500)},
+    "$ref": "#/$defs/a0",
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b'{"schema": {"$schema": []}}', "unknown draft"),
+        (b'{"schema": {"properties": {"a": {"$ref": "http://[::1"}}}}', "not a valid URI"),
+        (b'{"schema": {"$id": "http://[::1"}}', "not a valid URI"),
+        (b'{"schema": {"description": "\\ud800"}}', "lone surrogate"),
+        (json.dumps({"schema": CHAIN}).encode(), "too long to check"),
+    ],
+)
+def test_hostile_schemas_are_422_on_both_surfaces(reg: Registry, body: bytes, words: str) -> None:
+    headers = {"Content-Type": "application/json"}
+    answer = reg.client.post(f"/admin/schemas/{reg.unique('x')}/versions", content=body,
+                             headers=headers)  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    assert words in answer.text
+    schema = json.loads(body)["schema"]
+    confluent = reg.client.post(
+        f"/subjects/{reg.unique('x')}/versions",
+        content=json.dumps({"schema": json.dumps(schema)}).encode(),
+        headers=headers,
+    )
+    assert confluent.status_code == 422, confluent.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.dataplane import _trace, _valid_request_id
+from gateway.dataplane import _trace, valid_request_id
 from gateway.settings import Settings
 from gateway.snapshot import compile_path
 from registry import keys
@@ -35,11 +35,11 @@ def test_invalid_traceparent_starts_a_new_trace(bad):
 
 
 def test_request_ids():
-    assert _valid_request_id("req-1")
-    assert not _valid_request_id("")
-    assert not _valid_request_id("x" * 129)
-    assert not _valid_request_id("bad\nid")
-    assert not _valid_request_id("không-ascii")
+    assert valid_request_id("req-1")
+    assert not valid_request_id("")
+    assert not valid_request_id("x" * 129)
+    assert not valid_request_id("bad\nid")
+    assert not valid_request_id("không-ascii")
 
 
 def test_path_templates():
