@@ -195,6 +195,8 @@ def test_schemas_in_manifests(reg: Registry) -> None:
             ("schema", f"{subject}/1", "update")} <= keys  # fmt: skip
     assert ok(reg.client.get(f"/admin/schemas/{subject}/versions/1"))["state"] == "deprecated"
     assert ok(reg.client.get(f"/admin/schemas/{subject}/config"))["compatibility"] == "NONE"
+    used = ok(reg.client.get(f"/admin/schemas/{subject}/versions/2"))["used_by"]
+    assert used["services"] == [f"{doc['services'][0]['name']}/v1"]
     again = ok(apply(reg, doc))
     assert again["summary"]["create"] == again["summary"]["update"] == 0
 

@@ -219,7 +219,10 @@ def test_config_is_per_subject_over_a_global_default(reg: Registry) -> None:
         "FULL_TRANSITIVE", "ROBUST", False,
     )  # fmt: skip
     ok(reg.client.delete(url))
-    assert ok(reg.client.get(url))["compatibility"] == default["compatibility"]
+    back = ok(reg.client.get(url))
+    assert (back["compatibility"], back["policy"], back["inherited"]) == (
+        default["compatibility"], default["policy"], True,
+    )  # fmt: skip
 
 
 def test_integrators_evolve_only_their_agencys_subjects(reg: Registry) -> None:

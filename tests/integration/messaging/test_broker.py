@@ -1,5 +1,6 @@
-"""The test broker speaks Kafka to kafka-python as production Kafka would: idempotent,
-acks=all produce, keyed partitioning, and reads by assignment (no group join to wait for)."""
+"""The test broker speaks Kafka to kafka-python: acks=all produce, keyed partitioning, and
+reads by assignment (no group join to wait for). Not idempotent: tansu's memory storage answers
+InitProducerId with an error."""
 
 from __future__ import annotations
 
