@@ -428,6 +428,8 @@ class DataPlane:
         extra: list[tuple[bytes, bytes]] = []
         if service.status is ServiceStatus.DEPRECATED:
             extra.append((b"deprecation", b"true"))
+        if route.contract_warning is not None:
+            extra.append((b"warning", route.contract_warning))
         return answer.status, out, extra
 
     # ------------------------------------------------------------ steps

@@ -37,6 +37,8 @@ class CompiledRoute:
     params: Compiled | None
     request: Compiled | None
     response: Compiled | None
+    # A Warning header value when a contract the route names is deprecated (computed at load).
+    contract_warning: bytes | None
     subject_pointer: str | None
 
 
@@ -117,8 +119,16 @@ def _compile_route(
         params=params,
         request=request,
         response=response,
+        contract_warning=_warning(params, request, response),
         subject_pointer=route.subject_pointer or svc.subject_pointer,
     )
+
+
+def _warning(*contracts: Compiled | None) -> bytes | None:
+    old = [f"{c.subject}/{c.version}" for c in contracts if c is not None and c.deprecated]
+    if not old:
+        return None
+    return f'299 - "deprecated schema version {", ".join(old)}"'.encode()
 
 
 def compile_path(template: str) -> re.Pattern[str]:

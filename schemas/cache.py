@@ -13,6 +13,7 @@ import jsonschema_rs
 from sqlmodel import Session
 
 from schemas.checks import expand
+from schemas.models import VersionState
 from schemas.store import Registered, resources_for
 from schemas.validation import compile_validator
 
@@ -26,6 +27,7 @@ class Compiled:
     version: int
     validator: Validator
     schema: Any  # with every $ref inlined where possible (for schema-guided conversions)
+    deprecated: bool  # the version's state when the snapshot was loaded
 
 
 class ValidatorCache:
@@ -54,4 +56,5 @@ class ValidatorCache:
             version=version.version,
             validator=found[0],
             schema=found[1],
+            deprecated=version.state is VersionState.DEPRECATED,
         )

@@ -92,12 +92,14 @@ def test_a_route_validates_with_the_version_it_names(hub, make_world, upstream, 
         assert moved.status_code == 200, moved.text
         assert world.call("POST", "/to-khai", json=undated).status_code == 422
 
-        # Deprecating the version the route names does not stop its exchanges.
+        # Deprecating the version the route names warns its callers; exchanges carry on.
         deprecated = admin.patch(
             f"/admin/schemas/{subject}/versions/2", json={"state": "deprecated"}
         )
         assert deprecated.status_code == 200
-        assert world.call("POST", "/to-khai", json=GOOD).status_code == 200
+        answer = world.call("POST", "/to-khai", json=GOOD)
+        assert answer.status_code == 200
+        assert f"deprecated schema version {subject}/2" in answer.headers["warning"]
 
 
 def test_other_replicas_follow_a_contract_change(hub, database_urls, make_world, upstream, unique):
