@@ -30,8 +30,14 @@ def record_change(
     details: dict[str, Any] | None = None,
     request_id: str | None = None,
 ) -> ExchangeRecord:
-    """Add a registry-change record to the session; it commits with the change itself."""
+    """Add a registry-change record to the session; it commits with the change itself.
+
+    A change to a topic or a subscription also fills that column, so auditors find operators'
+    actions (pause, replay, redeliver) beside the deliveries they affected.
+    """
     record = ExchangeRecord(
+        topic=object_key if object_type == "topic" else None,
+        subscription=object_key if object_type == "subscription" else None,
         kind=RecordKind.REGISTRY_CHANGE,
         actor=actor,
         action=action,

@@ -42,6 +42,9 @@ class ExchangeFilter:
     status: int | None = None
     status_class: int | None = None  # 2 for 2xx, 4 for 4xx...
     request_id: str | None = None
+    topic: str | None = None
+    subscription: str | None = None
+    message_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -60,6 +63,9 @@ def search(
         (ExchangeRecord.subject_hash, where.subject_hash),
         (ExchangeRecord.hub_status, where.status),
         (ExchangeRecord.request_id, where.request_id),
+        (ExchangeRecord.topic, where.topic),
+        (ExchangeRecord.subscription, where.subscription),
+        (ExchangeRecord.message_id, where.message_id),
     ):
         if value is not None:
             query = query.where(column == value)

@@ -21,6 +21,8 @@ from registry.types import utcnow
 class RecordKind(StrEnum):
     EXCHANGE = "exchange"  # a synchronous data-plane call
     REGISTRY_CHANGE = "registry_change"  # who changed what in the registry
+    PUBLISH = "publish"  # a producer's POST /topics/{topic}/messages
+    DELIVERY = "delivery"  # one attempt to hand a message to a subscription (push or pull)
 
 
 def new_record_id() -> str:
@@ -62,6 +64,10 @@ class ExchangeRecordBase(SQLModel):
     request_sha256: str | None = Field(default=None, max_length=64)
     response_sha256: str | None = Field(default=None, max_length=64)
     attempts: int | None = None
+    # messaging: the topic, the subscription, the message (delivery attempts: one message)
+    topic: str | None = Field(default=None, max_length=120)
+    subscription: str | None = Field(default=None, max_length=63)
+    message_id: str | None = Field(default=None, max_length=36, index=True)
     error: str | None = Field(default=None, max_length=1000)
     # registry changes
     actor: str | None = Field(default=None, max_length=63)

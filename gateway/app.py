@@ -126,12 +126,13 @@ def create_api(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_problem_handlers(app)
 
-    from gateway import admin, audit_api, confluent, health
+    from gateway import admin, audit_api, confluent, health, topics_api
 
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(audit_api.router)
     app.include_router(confluent.router)
+    app.include_router(topics_api.router)
     return app
 
 

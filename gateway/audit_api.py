@@ -41,6 +41,9 @@ def list_exchanges(
         int | None, Query(ge=1, le=5, description="2 for 2xx, 4 for 4xx")
     ] = None,
     request_id: str | None = None,
+    topic: str | None = None,
+    subscription: str | None = None,
+    message_id: str | None = None,
     since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -66,6 +69,9 @@ def list_exchanges(
         status=status,
         status_class=status_class,
         request_id=request_id,
+        topic=topic,
+        subscription=subscription,
+        message_id=message_id,
         since=since,
         until=until,
     )

@@ -112,13 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--sim-port-base",
         type=int,
         default=8101,
-        help="first of four consecutive ports for the simulators (population, dossier, "
-        "civil status, portal)",
+        help="first of five consecutive ports for the simulators (population, dossier, "
+        "civil status, portal, document management)",
     )
     demo.set_defaults(func=_demo)
 
     simulate = commands.add_parser("simulate", help="run one simulated system on its own")
-    simulate.add_argument("name", choices=["population", "dossier", "civil-status", "portal"])
+    simulate.add_argument(
+        "name", choices=["population", "dossier", "civil-status", "portal", "documents"]
+    )
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, required=True)
     simulate.set_defaults(func=_simulate)

@@ -251,6 +251,59 @@ def _contract_errors(validator: Any, instance: Any) -> list[dict[str, str]]:
     return errors
 
 
+def authenticate(headers: dict[str, str], known: dict[str, Any], pepper: str, exchange: Any) -> Any:
+    """The caller's key entry (consumer API key in X-API-Key), or a 401/403 problem.
+
+    `exchange` receives the consumer and agency as soon as they are known, so that refused
+    calls are recorded with who made them.
+    """
+    presented = headers.get("x-api-key")
+    challenge = {"www-authenticate": 'ApiKey header="X-API-Key"'}
+    if not presented:
+        raise Problem(
+            401,
+            "unauthenticated",
+            "Authentication required",
+            "send the consumer's API key in the X-API-Key header",
+            headers=challenge,
+        )
+    parsed = keys.parse_key(presented)
+    entry = known.get(parsed[0]) if parsed else None
+    # Compare even when the id is unknown, so timing does not tell which ids exist.
+    stored = entry.key_hash if entry is not None else "0" * 64
+    matches = keys.secret_matches(parsed[1] if parsed else presented, stored, pepper=pepper)
+    if entry is None or not matches:
+        raise Problem(
+            401,
+            "invalid-key",
+            "Invalid API key",
+            "the API key is unknown or malformed",
+            headers=challenge,
+        )
+    exchange.consumer = entry.consumer
+    exchange.agency = entry.agency_code
+    if entry.revoked:
+        raise Problem(
+            401,
+            "revoked-key",
+            "Revoked API key",
+            "this API key has been revoked",
+            headers=challenge,
+        )
+    if entry.expires_at is not None and entry.expires_at <= utcnow():
+        raise Problem(
+            401, "expired-key", "Expired API key", "this API key has expired", headers=challenge
+        )
+    if not entry.active:
+        raise Problem(
+            403,
+            "consumer-disabled",
+            "Consumer disabled",
+            f"the consumer {entry.consumer} is disabled",
+        )
+    return entry
+
+
 class DataPlane:
     """The ASGI app behind `/api/`."""
 
@@ -437,53 +490,7 @@ class DataPlane:
     def _authenticate(
         self, headers: dict[str, str], known: dict[str, Any], exchange: Exchange
     ) -> Any:
-        presented = headers.get("x-api-key")
-        challenge = {"www-authenticate": 'ApiKey header="X-API-Key"'}
-        if not presented:
-            raise Problem(
-                401,
-                "unauthenticated",
-                "Authentication required",
-                "send the consumer's API key in the X-API-Key header",
-                headers=challenge,
-            )
-        parsed = keys.parse_key(presented)
-        entry = known.get(parsed[0]) if parsed else None
-        # Compare even when the id is unknown, so timing does not tell which ids exist.
-        stored = entry.key_hash if entry is not None else "0" * 64
-        matches = keys.secret_matches(
-            parsed[1] if parsed else presented, stored, pepper=self.pepper
-        )
-        if entry is None or not matches:
-            raise Problem(
-                401,
-                "invalid-key",
-                "Invalid API key",
-                "the API key is unknown or malformed",
-                headers=challenge,
-            )
-        exchange.consumer = entry.consumer
-        exchange.agency = entry.agency_code
-        if entry.revoked:
-            raise Problem(
-                401,
-                "revoked-key",
-                "Revoked API key",
-                "this API key has been revoked",
-                headers=challenge,
-            )
-        if entry.expires_at is not None and entry.expires_at <= utcnow():
-            raise Problem(
-                401, "expired-key", "Expired API key", "this API key has expired", headers=challenge
-            )
-        if not entry.active:
-            raise Problem(
-                403,
-                "consumer-disabled",
-                "Consumer disabled",
-                f"the consumer {entry.consumer} is disabled",
-            )
-        return entry
+        return authenticate(headers, known, self.pepper, exchange)
 
     def _locate(
         self,

@@ -1,9 +1,10 @@
 """`lgsp apply` and `lgsp export`: manifests as YAML on disk, JSON on the wire.
 
-Secrets never sit in a manifest: `secret: {env: NAME}` is read from this process's environment
-just before sending. A schema may sit in its own file: `schema: {file: PATH}`, PATH beside the
-manifest, is read here too. Exit codes: 0 done, 1 the hub refused (its errors are printed with
-their pointers into the manifest), 2 a local problem (unreadable file, missing variable).
+Secrets never sit in a manifest: a connector's `secret: {env: NAME}`, and each `{env: NAME}` in a
+subscription's `secrets`, is read from this process's environment just before sending. A schema
+may sit in its own file: `schema: {file: PATH}`, PATH beside the manifest, is read here too.
+Exit codes: 0 done, 1 the hub refused (its errors are printed with their pointers into the
+manifest), 2 a local problem (unreadable file, missing variable).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeGuard
 
 import httpx
 import yaml
@@ -38,25 +39,51 @@ def _read(path: Path) -> dict[str, Any]:
     return document
 
 
+def _is_reference(value: Any) -> TypeGuard[dict[str, Any]]:
+    return isinstance(value, dict) and set(value) == {"env"}
+
+
+def _from_environment(reference: dict[str, Any], where: str, whose: str) -> str:
+    name = str(reference["env"])
+    if name not in os.environ:
+        raise LocalError(
+            f"{where}: environment variable {name} is not set (it holds the secret of {whose})"
+        )
+    return os.environ[name]
+
+
 def resolve_secrets(document: dict[str, Any]) -> dict[str, Any]:
-    """The document with every connector's `auth.secret: {env: NAME}` replaced by $NAME."""
+    """The document with every `{env: NAME}` secret replaced by $NAME: connectors'
+    `auth.secret` and the items of subscriptions' `secrets`."""
     connectors = document.get("connectors")
-    if not isinstance(connectors, list):
-        return document
-    resolved = []
-    for i, connector in enumerate(connectors):
-        auth = connector.get("auth") if isinstance(connector, dict) else None
-        secret = auth.get("secret") if isinstance(auth, dict) else None
-        if isinstance(auth, dict) and isinstance(secret, dict) and set(secret) == {"env"}:
-            name = str(secret["env"])
-            if name not in os.environ:
-                raise LocalError(
-                    f"/connectors/{i}/auth/secret: environment variable {name} is not set "
-                    f"(it holds the secret of connector {connector.get('name')})"
-                )
-            connector = {**connector, "auth": {**auth, "secret": os.environ[name]}}
-        resolved.append(connector)
-    return {**document, "connectors": resolved}
+    if isinstance(connectors, list):
+        resolved = []
+        for i, connector in enumerate(connectors):
+            auth = connector.get("auth") if isinstance(connector, dict) else None
+            secret = auth.get("secret") if isinstance(auth, dict) else None
+            if isinstance(auth, dict) and _is_reference(secret):
+                whose = f"connector {connector.get('name')}"
+                value = _from_environment(secret, f"/connectors/{i}/auth/secret", whose)
+                connector = {**connector, "auth": {**auth, "secret": value}}
+            resolved.append(connector)
+        document = {**document, "connectors": resolved}
+    subscriptions = document.get("subscriptions")
+    if isinstance(subscriptions, list):
+        resolved = []
+        for i, subscription in enumerate(subscriptions):
+            given = subscription.get("secrets") if isinstance(subscription, dict) else None
+            if isinstance(given, list) and any(_is_reference(s) for s in given):
+                whose = f"subscription {subscription.get('name')}"
+                values = [
+                    _from_environment(s, f"/subscriptions/{i}/secrets/{j}", whose)
+                    if _is_reference(s)
+                    else s
+                    for j, s in enumerate(given)
+                ]
+                subscription = {**subscription, "secrets": values}
+            resolved.append(subscription)
+        document = {**document, "subscriptions": resolved}
+    return document
 
 
 def resolve_schema_files(document: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -10,16 +10,27 @@ import logging
 
 from sqlmodel import Session, select
 
+from audit.changes import record_change
 from audit.writer import AuditWriter
+from connectors.auth import build_auth
 from connectors.base import Connector
 from connectors.factory import create_connector
 from gateway.db import make_engine
 from gateway.migrate import migrate
+from gateway.push import HttpPusher
 from gateway.settings import Settings
 from gateway.snapshot import Snapshot, connector_fingerprint, load
-from registry import principals
+from messaging.broker import Broker
+from messaging.brokers import create_broker
+from messaging.delivery import DeliveryManager
+from messaging.leases import Leases, holder_name
+from messaging.relay import Relay
+from messaging.threads import Threads
+from registry import principals, revision
 from registry.models import Connector as ConnectorRow
+from registry.models import Subscription
 from registry.revision import current
+from registry.types import SubscriptionStatus, utcnow
 from schemas.cache import ValidatorCache
 
 log = logging.getLogger(__name__)
@@ -41,6 +52,39 @@ class Runtime:
         self._poller: asyncio.Task[None] | None = None
         self._loading: asyncio.Future[tuple[Snapshot, list[Connector]] | None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        # Messaging: the broker, the outbox relay and push delivery (started with the process).
+        self.broker: Broker = create_broker(
+            settings.broker,
+            engine=self.engine,
+            bootstrap=settings.kafka_bootstrap,
+            prefix=settings.kafka_topic_prefix,
+        )
+        self.leases = Leases(self.engine, holder=holder_name(), seconds=settings.lease_seconds)
+        self.threads = Threads()
+        self.relay = Relay(
+            self.engine,
+            self.broker,
+            self.leases,
+            lambda: self.snapshot.topics,
+            threads=self.threads,
+            batch=settings.relay_batch,
+            on_appended=lambda: self.delivery.appended(),
+        )
+        self.pusher = HttpPusher()
+        self.delivery = DeliveryManager(
+            engine=self.engine,
+            broker=self.broker,
+            leases=self.leases,
+            pusher=self.pusher,
+            record=self.writer.write,
+            on_gone=self._subscription_gone,
+            subscriptions=lambda: self.snapshot.subscriptions,
+            topics=lambda: self.snapshot.topics,
+            threads=self.threads,
+            in_flight=settings.delivery_in_flight,
+            window=settings.delivery_window,
+        )
+        self._messaging = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -48,6 +92,9 @@ class Runtime:
         await asyncio.to_thread(self._prepare_database)
         await self.reload()
         self._poller = asyncio.create_task(self._poll(), name="registry-poller")
+        self.relay.start()
+        self._messaging = True
+        await self.delivery.sync()
 
     async def stop(self) -> None:
         if self._poller is not None:
@@ -57,6 +104,14 @@ class Runtime:
         if self._loading is not None:
             with contextlib.suppress(Exception):
                 await self._loading
+        self._messaging = False
+        await self.relay.stop()
+        await self.delivery.stop()
+        await self.pusher.aclose()
+        await asyncio.to_thread(self.broker.close)  # wakes fetches waiting for messages
+        if not await self.threads.idle(10.0):
+            log.warning("%d messaging calls still running at shutdown", self.threads.running)
+        self.threads.close()
         for task in list(self._retiring):
             task.cancel()
         for _, connector in self._connectors.values():
@@ -86,6 +141,8 @@ class Runtime:
                 self.snapshot, stale = loaded
                 for connector in stale:
                     self._retire(connector)
+                if self._messaging:
+                    await self.delivery.sync()
 
     def _load_if_changed(self) -> tuple[Snapshot, list[Connector]] | None:
         with Session(self.engine) as session:
@@ -119,6 +176,10 @@ class Runtime:
                 validators=self.validators,
                 connectors={name: c for name, (_, c) in live.items()},
                 broken=broken,
+                connector_headers={
+                    row.name: (row.base_url, _static_headers(row))
+                    for row in session.exec(select(ConnectorRow))
+                },
             )
         return snapshot, stale
 
@@ -141,9 +202,45 @@ class Runtime:
                     "registry reload failed, keeping revision %s: %s", self.snapshot.revision, exc
                 )
 
+    async def _subscription_gone(self, name: str, reason: str) -> None:
+        """A receiver answered 410 Gone: disable its subscription (recorded), until resumed."""
+        await asyncio.to_thread(self._disable, name, reason)
+        # Not awaited: the reload stops the very worker that is calling here.
+        task = asyncio.create_task(self.reload())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    def _disable(self, name: str, reason: str) -> None:
+        with Session(self.engine) as session:
+            sub = session.exec(select(Subscription).where(Subscription.name == name)).first()
+            if sub is None or sub.status is SubscriptionStatus.DISABLED:
+                return
+            sub.status = SubscriptionStatus.DISABLED
+            sub.status_reason = reason[:1000]
+            sub.status_changed_at = utcnow()
+            session.add(sub)
+            revision.bump(session)
+            record_change(
+                session,
+                actor="hub",
+                action="disable",
+                object_type="subscription",
+                object_key=name,
+                details={"status": ["active", "disabled"], "reason": reason},
+            )
+            session.commit()
+
     # ------------------------------------------------------------ helpers for the data plane
 
     def subject_hash(self, identifier: str) -> str:
         """The keyed hash under which a data subject appears in the audit log."""
         normalised = identifier.strip()
         return hmac.new(self._subject_key, normalised.encode(), hashlib.sha256).hexdigest()
+
+
+def _static_headers(row: ConnectorRow) -> dict[str, str]:
+    """The connector's fixed credentials (API key, basic) for pushes to it."""
+    try:
+        return dict(build_auth(row.auth_config()).static_headers)
+    except Exception:  # a broken connector is reported by the snapshot; push without them
+        return {}

@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     registry_poll_seconds: float = 0.5
     audit_batch_max: int = 512
+    # Messaging: the embedded log in the database, or Kafka.
+    broker: Literal["database", "kafka"] = "database"
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port[,host:port] of the Kafka brokers (broker=kafka)"
+    )
+    kafka_topic_prefix: str = "lgsp."
+    max_publish_batch: int = 1000  # messages in one POST /topics/{topic}/messages
+    relay_batch: int = 500  # outbox rows handed to the broker at once
+    delivery_in_flight: int = 64  # pushes in flight per subscription
+    delivery_window: int = 2000  # messages read ahead per subscription and partition
+    lease_seconds: float = 10.0  # a dead replica's relay or delivery is taken over after this
     log_level: str = "info"
 
     @model_validator(mode="after")
@@ -46,6 +57,12 @@ class Settings(BaseSettings):
                     f"{', '.join('LGSP_' + w.upper() for w in weak)} must be set to a random "
                     "value of at least 32 characters outside development"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_needs_bootstrap(self) -> Settings:
+        if self.broker == "kafka" and not self.kafka_bootstrap:
+            raise ValueError("LGSP_BROKER=kafka needs LGSP_KAFKA_BOOTSTRAP (host:port)")
         return self
 
     @property

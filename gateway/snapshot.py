@@ -8,6 +8,7 @@ registry (the revision row), so a request sees one consistent registry from star
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,14 +18,17 @@ from sqlmodel import Session, select
 
 from connectors.base import Connector
 from gateway.projection import FieldTree, compile_fields
-from registry.models import ApiKey, Consumer, Grant, Route, Service
+from messaging.entries import SubscriptionEntry, TopicEntry, decode_secret
+from registry.models import ApiKey, Consumer, Grant, Route, Service, Subscription, Topic
 from registry.models import Connector as ConnectorRow
 from registry.revision import current
-from registry.types import GrantStatus, ServiceStatus, as_utc
+from registry.types import Delivery, GrantStatus, ServiceStatus, SubscriptionStatus, as_utc
 from schemas import store as schema_store
 from schemas.cache import Compiled, ValidatorCache
 from schemas.errors import SchemaError
 from schemas.models import SchemaRef
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,8 @@ class Snapshot:
     # Published services whose connector could not be built, with the reason (an operator's
     # problem: answered 503, listed by /readyz).
     unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
+    topics: dict[str, TopicEntry] = field(default_factory=dict)
+    subscriptions: dict[str, SubscriptionEntry] = field(default_factory=dict)
 
 
 def _contract(
@@ -149,6 +155,7 @@ def load(
     validators: ValidatorCache,
     connectors: dict[str, Connector],
     broken: dict[str, str] | None = None,
+    connector_headers: dict[str, tuple[str, dict[str, str]]] | None = None,
 ) -> Snapshot:
     """Read the registry; `connectors` maps connector names to live connectors already built."""
     revision = current(session)
@@ -210,10 +217,74 @@ def load(
                 legal_basis=grant.legal_basis,
             )
         )
+    topics = _topics(session, validators)
     return Snapshot(
         revision=revision,
         keys=keys,
         services=services,
         grants={k: tuple(v) for k, v in grants.items()},
         unavailable=unavailable,
+        topics=topics,
+        subscriptions=_subscriptions(session, topics, connector_headers or {}),
     )
+
+
+def _topics(session: Session, validators: ValidatorCache) -> dict[str, TopicEntry]:
+    topics: dict[str, TopicEntry] = {}
+    for topic in session.exec(select(Topic)):
+        try:
+            contract = _contract(session, validators, topic.schema_ref)
+        except (SchemaError, ValueError) as exc:  # refused at publish time as unavailable
+            log.error("topic %s has no usable schema: %s", topic.name, exc)
+            continue
+        assert contract is not None
+        topics[topic.name] = TopicEntry(
+            name=topic.name,
+            agency_code=topic.agency_code,
+            partitions=topic.partitions,
+            key_pointer=topic.key_pointer,
+            max_message_bytes=topic.max_message_bytes,
+            retention_hours=topic.retention_hours,
+            schema_label=f"{topic.schema_subject}/{topic.schema_version}",
+            contract=contract,
+            publishers=frozenset(topic.publishers),
+            subscribers=frozenset(topic.subscribers),
+        )
+    return topics
+
+
+def _subscriptions(
+    session: Session,
+    topics: dict[str, TopicEntry],
+    connector_headers: dict[str, tuple[str, dict[str, str]]],
+) -> dict[str, SubscriptionEntry]:
+    """Subscriptions of known topics; a push subscription's URL from its connector's base URL."""
+    found: dict[str, SubscriptionEntry] = {}
+    for sub in session.exec(select(Subscription)):
+        topic = topics.get(sub.topic)
+        if topic is None:
+            continue
+        url, headers = None, {}
+        if sub.connector is not None:
+            base, headers = connector_headers.get(sub.connector, (None, {}))
+            if base is None:
+                log.error("subscription %s: connector %s is missing", sub.name, sub.connector)
+                continue
+            url = base.rstrip("/") + sub.path
+        found[sub.name] = SubscriptionEntry(
+            name=sub.name,
+            topic=sub.topic,
+            partitions=topic.partitions,
+            consumer=sub.consumer,
+            delivery=Delivery(sub.delivery),  # stored as plain strings
+            status=SubscriptionStatus(sub.status),
+            generation=sub.replay_generation,
+            retry=sub.retry_schedule(),
+            created_ms=int(as_utc(sub.created_at).timestamp() * 1000),  # type: ignore[union-attr]
+            filter=sub.message_filter(),
+            url=url,
+            connector=sub.connector,
+            connector_headers=headers,
+            secrets=tuple(decode_secret(s) for s in sub.secrets),
+        )
+    return found

@@ -8,6 +8,10 @@
     services: [...]     # ServiceCreate
     consumers: [...]    # ConsumerCreate
     grants: [...]       # GrantCreate + optional status (approved/refused by administrators only)
+    topics: [...]       # TopicCreate, with `schema: {subject, version}`
+    subscriptions: [...]  # SubscriptionCreate; `secrets` strings, or absent to keep the stored
+                        # ones (a new push subscription without any gets one generated: rotate
+                        # it through /admin/subscriptions/{name}/secrets to learn one)
 
 Objects are applied in that order, in the caller's transaction; an object equal to the stored one
 is `unchanged` and touches nothing. Objects absent from the manifest are left alone: apply never
@@ -23,7 +27,17 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
-from registry.crud import access, agencies, connectors, consumers, grants, schemas, services
+from registry.crud import (
+    access,
+    agencies,
+    connectors,
+    consumers,
+    grants,
+    schemas,
+    services,
+    subscriptions,
+    topics,
+)
 from registry.crud.diff import diff
 from registry.crud.errors import Conflict, Forbidden, Invalid, RegistryError
 from registry.models import (
@@ -33,12 +47,23 @@ from registry.models import (
     ConnectorCreate,
     ConsumerCreate,
     ServiceCreate,
+    SubscriptionCreate,
+    TopicCreate,
 )
 from registry.types import GrantStatus
 from schemas.errors import SchemaError
 
 API_VERSION = "lgsp.laichau.gov.vn/v1"
-KINDS = ("agencies", "schemas", "connectors", "services", "consumers", "grants")
+KINDS = (
+    "agencies",
+    "schemas",
+    "connectors",
+    "services",
+    "consumers",
+    "grants",
+    "topics",
+    "subscriptions",
+)
 M = TypeVar("M", bound=BaseModel)
 NEVER_DELETES = "objects absent from the manifest are left as they are: apply never deletes"
 
@@ -56,6 +81,8 @@ class Manifest(BaseModel):
     services: list[dict[str, Any]] = []
     consumers: list[dict[str, Any]] = []
     grants: list[dict[str, Any]] = []
+    topics: list[dict[str, Any]] = []
+    subscriptions: list[dict[str, Any]] = []
 
 
 @dataclass
@@ -194,6 +221,45 @@ def _grant(session: Session, raw: dict[str, Any], caller: access.Caller) -> Outc
     return outcome
 
 
+def _topic(session: Session, raw: dict[str, Any], caller: access.Caller) -> Outcome:
+    data = _parse(TopicCreate, raw)
+    access.require_agency(caller, data.agency_code, f"topic {data.name}")
+    existing = topics.find_topic(session=session, name=data.name)
+    if existing is None:
+        _, changes = topics.create_topic(session=session, data=data)
+        return _outcome("topic", data.name, True, changes)
+    access.require_agency(caller, existing.agency_code, f"topic {data.name}")
+    changes = topics.replace_topic(session=session, topic=existing, data=data)
+    return _outcome("topic", data.name, False, changes)
+
+
+def _unresolved_secrets(raw: dict[str, Any]) -> None:
+    """Secrets arrive as strings: an {env: NAME} left in is the client's to resolve."""
+    given = raw.get("secrets")
+    for i, secret in enumerate(given if isinstance(given, list) else []):
+        if isinstance(secret, dict):
+            raise Invalid.at(
+                f"/secrets/{i}",
+                f"the secret reference {secret} was not resolved: the client resolves "
+                "{env: NAME} from its environment before sending (lgsp apply does)",
+            )
+
+
+def _subscription(session: Session, raw: dict[str, Any], caller: access.Caller) -> Outcome:
+    _unresolved_secrets(raw)
+    data = _parse(SubscriptionCreate, raw)
+    consumer = subscriptions.subscription_consumer(session, data.consumer)
+    access.require_agency(caller, consumer.agency_code, f"consumer {consumer.name}")
+    existing = subscriptions.find_subscription(session=session, name=data.name)
+    if existing is None:
+        _, changes, _ = subscriptions.create_subscription(session=session, data=data)
+        return _outcome("subscription", data.name, True, changes)
+    owner = subscriptions.subscription_consumer(session, existing.consumer)
+    access.require_agency(caller, owner.agency_code, f"subscription {data.name}")
+    changes = subscriptions.replace_subscription(session=session, subscription=existing, data=data)
+    return _outcome("subscription", data.name, False, changes)
+
+
 Apply = Callable[[Session, dict[str, Any], access.Caller], Outcome | list[Outcome]]
 STEPS: Sequence[tuple[str, Apply, Callable[[dict[str, Any]], str]]] = (
     ("agencies", _agency, lambda r: str(r.get("code"))),
@@ -202,6 +268,8 @@ STEPS: Sequence[tuple[str, Apply, Callable[[dict[str, Any]], str]]] = (
     ("services", _service, lambda r: f"{r.get('name')}/{r.get('version')}"),
     ("consumers", _consumer, lambda r: str(r.get("name"))),
     ("grants", _grant, lambda r: f"{r.get('consumer')}/{r.get('service')}"),
+    ("topics", _topic, lambda r: str(r.get("name"))),
+    ("subscriptions", _subscription, lambda r: str(r.get("name"))),
 )
 
 

@@ -19,13 +19,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from registry.types import (
     AgencyCode,
     AuthType,
     ConnectorKind,
+    Delivery,
     GrantStatus,
     HttpMethod,
     HttpUrl,
@@ -34,8 +35,10 @@ from registry.types import (
     RuleError,
     ServiceStatus,
     Slug,
+    SubscriptionStatus,
     Text,
     Title,
+    TopicName,
     Version,
     as_utc,
     utcnow,
@@ -501,6 +504,201 @@ class Grant(GrantBase, table=True):
     decided_by: str | None = None
     decided_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# ---------------------------------------------------------------- topics and subscriptions
+
+
+class TopicBase(SQLModel):
+    name: TopicName = Field(index=True, unique=True, max_length=120)
+    agency_code: AgencyCode = Field(foreign_key="agency.code", max_length=20)  # the owner
+    title: Title
+    description: Text = ""
+    # The key field: a JSON pointer into each message (e.g. /MaHoSo). Messages with one key
+    # keep their order, in the broker and in every delivery.
+    key_pointer: JsonPointer | None = None
+    partitions: int = Field(default=3, ge=1, le=64)
+    retention_hours: int = Field(default=168, ge=1, le=24 * 365)
+    max_message_bytes: int = Field(default=262_144, ge=256, le=1_048_576)
+
+
+def _consumer_names(value: list[str]) -> list[str]:
+    bad = [v for v in value if not re.match(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", v)]
+    if bad:
+        raise ValueError(f"must list consumer names (see {', '.join(bad)})")
+    if len(set(value)) != len(value):
+        raise ValueError("lists a consumer twice")
+    return sorted(value)
+
+
+class TopicCreate(TopicBase):
+    """A topic: its messages follow `schema`; `publishers` and `subscribers` are the access
+    rights its owner grants, as consumer names."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    schema_ref: SchemaRef = Field(alias="schema")
+    publishers: list[str] = []
+    subscribers: list[str] = []
+
+    @field_validator("publishers", "subscribers")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        return _consumer_names(value)
+
+
+class TopicUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    title: Title | None = None
+    description: Text | None = None
+    schema_ref: SchemaRef | None = Field(default=None, alias="schema")
+    retention_hours: int | None = Field(default=None, ge=1, le=24 * 365)
+    max_message_bytes: int | None = Field(default=None, ge=256, le=1_048_576)
+    publishers: list[str] | None = None
+    subscribers: list[str] | None = None
+
+    @field_validator("publishers", "subscribers")
+    @classmethod
+    def _names(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _consumer_names(value)
+
+
+class TopicPublic(TopicBase):
+    model_config = ConfigDict(populate_by_name=True)  # type: ignore[assignment]
+    id: int
+    schema_ref: SchemaRef = Field(alias="schema")
+    publishers: list[str]
+    subscribers: list[str]
+
+
+class Topic(TopicBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    schema_subject: str = Field(max_length=150)
+    schema_version: int
+    publishers: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    subscribers: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+    @property
+    def schema_ref(self) -> SchemaRef:
+        return SchemaRef(subject=self.schema_subject, version=self.schema_version)
+
+    def to_public(self) -> TopicPublic:
+        # Read attribute by attribute: after a commit the row's state is loaded lazily.
+        data = {name: getattr(self, name) for name in TopicPublic.model_fields}
+        data["schema"] = self.schema_ref.model_dump()
+        del data["schema_ref"]
+        return TopicPublic.model_validate(data)
+
+
+class MessageFilter(BaseModel):
+    """Deliver only messages whose value at `pointer` is one of `values`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pointer: JsonPointer
+    values: list[str | int | bool] = Field(min_length=1, max_length=100)
+
+
+class RetrySchedule(BaseModel):
+    """When a push fails: wait delays[i] seconds (±jitter) before attempt i+2, the last delay
+    repeating; give up (dead-letter) after max_attempts or once the first attempt is older than
+    max_age_seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delays: list[float] = Field(
+        default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0], min_length=1, max_length=20
+    )
+    jitter: float = Field(default=0.2, ge=0, le=1)
+    max_attempts: int = Field(default=10, ge=1, le=100)
+    max_age_seconds: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
+    timeout: float = Field(default=10.0, gt=0, le=120)  # per attempt
+
+    @field_validator("delays")
+    @classmethod
+    def _delays(cls, value: list[float]) -> list[float]:
+        if any(d < 0 or d > 86_400 for d in value):
+            raise ValueError("delays are seconds between 0 and 86400")
+        return value
+
+
+class SubscriptionBase(SQLModel):
+    name: Slug = Field(index=True, unique=True, max_length=63)
+    topic: TopicName = Field(index=True, max_length=120)
+    consumer: Slug = Field(max_length=63)  # the subscribing application
+    delivery: Delivery = Field(sa_type=String(16))
+    # push: where to (the connector's base URL + path)
+    connector: Slug | None = Field(default=None, max_length=63)
+    path: str = Field(default="/", max_length=300)
+    description: Text = ""
+
+
+class SubscriptionCreate(SubscriptionBase):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    filter: MessageFilter | None = None
+    retry: RetrySchedule = RetrySchedule()
+    # Signing secrets (Standard Webhooks, whsec_ + base64); generated when absent. Write-only.
+    secrets: list[SecretStr] | None = Field(default=None, max_length=5)
+
+    @model_validator(mode="after")
+    def _delivery_needs(self) -> SubscriptionCreate:
+        if self.delivery is Delivery.PUSH and not self.connector:
+            raise RuleError("a push subscription needs the connector to push to", at="connector")
+        if self.delivery is Delivery.GROUP and self.connector:
+            raise RuleError(
+                "a group subscription reads the topic itself: no connector", at="connector"
+            )
+        if not self.path.startswith("/"):
+            raise RuleError("the path starts with /", at="path")
+        return self
+
+
+class SubscriptionUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    connector: Slug | None = None
+    path: str | None = Field(default=None, max_length=300)
+    description: Text | None = None
+    filter: MessageFilter | None = None
+    retry: RetrySchedule | None = None
+
+
+class SubscriptionPublic(SubscriptionBase):
+    id: int
+    filter: dict[str, Any] | None
+    retry: dict[str, Any]
+    status: SubscriptionStatus
+    status_reason: str | None
+    status_changed_at: datetime | None
+    secrets_set: int
+    replay_generation: int
+    created_at: datetime
+
+
+class Subscription(SubscriptionBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    filter: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    retry: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    secrets: list[str] = Field(default_factory=list, sa_column=Column(JSON))  # never returned
+    status: SubscriptionStatus = Field(default=SubscriptionStatus.ACTIVE, sa_type=String(16))
+    status_reason: str | None = Field(default=None, max_length=1000)
+    status_changed_at: datetime | None = None
+    # Bumped by a replay, so every replica's delivery restarts from the stored positions.
+    replay_generation: int = 0
+    # Delivery starts with the messages accepted from this moment on.
+    created_at: datetime = Field(default_factory=utcnow)
+
+    def retry_schedule(self) -> RetrySchedule:
+        return RetrySchedule.model_validate(self.retry)
+
+    def message_filter(self) -> MessageFilter | None:
+        return None if self.filter is None else MessageFilter.model_validate(self.filter)
+
+    def to_public(self) -> SubscriptionPublic:
+        data = {
+            name: getattr(self, name)
+            for name in SubscriptionPublic.model_fields
+            if name != "secrets_set"
+        }
+        return SubscriptionPublic.model_validate({**data, "secrets_set": len(self.secrets)})
 
 
 # ---------------------------------------------------------------- principals (management keys)

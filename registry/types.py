@@ -20,7 +20,11 @@ VERSION_RE = r"^v[1-9][0-9]{0,3}$"
 # Mã định danh cơ quan, e.g. 000.00.12.H12 (province units) or 000.00.00.G10 (ministries).
 AGENCY_CODE_RE = r"^[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}$"
 
+# Topic names: dot-separated lowercase segments, e.g. dossier.status, civil.birth-registered.
+TOPIC_RE = r"^[a-z][a-z0-9-]{0,30}(?:\.[a-z][a-z0-9-]{0,30}){0,4}$"
+
 Slug = Annotated[str, StringConstraints(pattern=SLUG_RE)]
+TopicName = Annotated[str, StringConstraints(pattern=TOPIC_RE, max_length=120)]
 Version = Annotated[str, StringConstraints(pattern=VERSION_RE)]
 AgencyCode = Annotated[str, StringConstraints(pattern=AGENCY_CODE_RE)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
@@ -146,3 +150,16 @@ class HttpMethod(StrEnum):
     PUT = "PUT"
     PATCH = "PATCH"
     DELETE = "DELETE"
+
+
+class Delivery(StrEnum):
+    """How a subscription receives its topic's messages."""
+
+    PUSH = "push"  # signed HTTP POSTs (Standard Webhooks) to an endpoint of a connector
+    GROUP = "group"  # a consumer group reads the topic itself (Kafka, or the hub's pull API)
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"  # by an operator; resumes where it stopped
+    DISABLED = "disabled"  # the receiver answered 410 Gone; resumed by an operator

@@ -1,10 +1,16 @@
-"""The civil-status system (hộ tịch): birth registrations over REST, OAuth2 client credentials."""
+"""The civil-status system (hộ tịch): birth registrations over REST, OAuth2 client credentials.
+
+With a hub configured, every new registration is also announced on the hub's
+`civil.birth-registered` topic (through an outbox, see simulators.publisher), for the population
+database and the dossier system to pick up.
+"""
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,6 +24,7 @@ from simulators.communes import COMMUNES
 from simulators.formats import format_date, now_in_vietnam, parse_date
 from simulators.oauth import TokenIssuer
 from simulators.personal_id import FEMALE, MALE, is_well_formed, make_personal_id
+from simulators.publisher import Publisher
 from simulators.web import (
     HEALTH_ROUTE,
     Problem,
@@ -30,6 +37,7 @@ from simulators.web import (
 )
 
 PROVINCE = "012"
+BIRTH_TOPIC = "civil.birth-registered"
 SEEDED_BIRTHS = 36
 _FIRST_NEW_SERIAL = 900_000  # new numbers are drawn above the synthetic population's serials
 
@@ -100,6 +108,12 @@ class _Register:
             )
 
 
+def first_assigned_id(*, sex: int, birth_year: int) -> str:
+    """The number a fresh system assigns to its first registration of such a child (the demo's
+    tour names it before the registration exists)."""
+    return _Register().new_personal_id(sex=sex, birth_year=birth_year)
+
+
 def _validate_birth(body: dict[str, Any]) -> None:
     check = Validation()
     if not non_empty_string(body.get("ho_va_ten"), max_length=100):
@@ -126,14 +140,24 @@ def create_app(
     client_secret: str = "bi-mat-demo",
     token_ttl: float = 300,
     clock: Callable[[], float] = time.monotonic,
+    hub_url: str | None = None,
+    hub_api_key: str | None = None,
+    birth_topic: str = BIRTH_TOPIC,
+    publish_retry_max: float = 5.0,
 ) -> Starlette:
-    """The civil-status system; resources need a Bearer token from POST /oauth/token."""
+    """The civil-status system; resources need a Bearer token from POST /oauth/token. With
+    `hub_url` set, each new registration is published to `birth_topic` with `hub_api_key`."""
     issuer = TokenIssuer(
         client_id=client_id, client_secret=client_secret, ttl=token_ttl, clock=clock
     )
     register = _Register()
     register.seed()
     log = RequestLog()
+    publisher = (
+        Publisher(hub_url=hub_url, api_key=hub_api_key, retry_max=publish_retry_max)
+        if hub_url
+        else None
+    )
 
     def authorise(request: Request) -> None:
         log.record_request(request)
@@ -176,6 +200,8 @@ def create_app(
             cha_so_dinh_danh=body.get("cha_so_dinh_danh"),
             ngay_dang_ky=format_date(now_in_vietnam().date()),
         )
+        if publisher is not None:
+            publisher.publish(birth_topic, asdict(entry))
         return JSONResponse(asdict(entry), status_code=201)
 
     async def stats(request: Request) -> Response:
@@ -189,5 +215,16 @@ def create_app(
         Route("/_sim/stats", stats, methods=["GET"]),
         HEALTH_ROUTE,
         *log.routes(),
+        *(publisher.routes() if publisher else []),
     ]
-    return Starlette(routes=routes, exception_handlers={Problem: problem_handler})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if publisher is not None:
+                await stack.enter_async_context(publisher.running())
+            yield
+
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={Problem: problem_handler}
+    )

@@ -1,11 +1,18 @@
-"""The provincial dossier system (một cửa điện tử): REST/JSON; verifies applicants via the hub."""
+"""The provincial dossier system (một cửa điện tử): REST/JSON; verifies applicants via the hub.
+
+With a hub configured it also takes part in the asynchronous flows: every status change of a
+dossier is published to `dossier.status` (a CapNhatTienDoHoSoMC item, for the national portal),
+and, given a group subscription to `civil.birth-registered`, a background reader records each
+birth registration and attaches it to the parent's open birth-registration dossier, which is
+then processed (status 9), a change published like any other.
+"""
 
 from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +24,9 @@ from starlette.routing import Route
 
 from simulators.communes import COMMUNES
 from simulators.formats import add_working_days, format_timestamp, now_in_vietnam, parse_date
+from simulators.group_reader import GroupReader
 from simulators.personal_id import is_well_formed
+from simulators.publisher import Publisher
 from simulators.web import (
     HEALTH_ROUTE,
     Problem,
@@ -31,8 +40,12 @@ from simulators.web import (
 )
 
 # TrangThaiHoSo, as used with the national portal.
-NEWLY_REGISTERED, RECEIVED, NOT_RECEIVED = 1, 2, 3
+NEWLY_REGISTERED, RECEIVED, NOT_RECEIVED, PROCESSED = 1, 2, 3, 9
 STATUSES = range(1, 11)
+# Still waiting for something: newly registered, received, in progress, supplement or fee asked.
+OPEN_STATUSES = frozenset({1, 2, 4, 5, 6})
+STATUS_TOPIC = "dossier.status"
+BIRTH_PROCEDURES = ("1.001193",)  # Đăng ký khai sinh (mã TTHC)
 WORKING_DAYS_TO_RESULT = 5
 HUB_TIMEOUT = 10.0
 
@@ -130,14 +143,84 @@ def create_app(
     api_key: str | None = "dossier-demo-key",
     prefix: str = "H12.99",
     officer_id: str = "012185000101",
+    status_topic: str = STATUS_TOPIC,
+    birth_subscription: str | None = None,
+    birth_procedures: Sequence[str] = BIRTH_PROCEDURES,
+    publish_retry_max: float = 5.0,
 ) -> Starlette:
-    """The dossier system; with `hub_url` set it verifies every applicant through the hub."""
+    """The dossier system; with `hub_url` set it verifies every applicant through the hub and
+    publishes status changes to `status_topic`; with `birth_subscription` too, it reads birth
+    registrations from that group subscription."""
     store = _Store()
     log = RequestLog()
     hub = (
         _HubSettings(hub_url, hub_api_key, purpose, verify_service, officer_id) if hub_url else None
     )
     clients: list[httpx.AsyncClient] = []
+    births: dict[str, dict[str, Any]] = {}  # so_dang_ky -> what the reader made of it
+    publisher = (
+        Publisher(hub_url=hub_url, api_key=hub_api_key, retry_max=publish_retry_max)
+        if hub_url
+        else None
+    )
+
+    def status_changed(dossier: dict[str, Any], **note: str | None) -> None:
+        """Announce the dossier's current status (a CapNhatTienDoHoSoMC item)."""
+        if publisher is None:
+            return
+        update = {
+            "MaHoSo": dossier["MaHoSo"],
+            "TrangThaiHoSo": dossier["TrangThaiHoSo"],
+            "ThoiDiemXuLy": dossier["NgayCapNhat"],
+        }
+        update.update({k: v for k, v in note.items() if v is not None})
+        publisher.publish(status_topic, update)
+
+    def on_birth(message: dict[str, Any]) -> None:
+        """A birth registration from civil.birth-registered: recorded once, attached to the
+        parent's open birth-registration dossier, which is then processed."""
+        value = message.get("value")
+        code = value.get("so_dang_ky") if isinstance(value, dict) else None
+        if not isinstance(value, dict) or not isinstance(code, str):
+            return  # the hub checks the contract; nothing usable here, nothing to keep
+        if code in births:
+            return  # read again after a restart or a replay: handled already
+        parents = {value.get("me_so_dinh_danh"), value.get("cha_so_dinh_danh")} - {None}
+        attached: list[str] = []
+        for dossier in store.dossiers.values():
+            if (
+                dossier["MaTTHC"] in birth_procedures
+                and dossier["ChuHoSo"]["SoDinhDanh"] in parents
+                and dossier["TrangThaiHoSo"] in OPEN_STATUSES
+            ):
+                dossier["GiayKhaiSinh"] = {
+                    "SoDangKy": code,
+                    "HoVaTen": value.get("ho_va_ten"),
+                    "SoDinhDanh": value.get("so_dinh_danh"),
+                    "NgayDangKy": value.get("ngay_dang_ky"),
+                }
+                dossier["TrangThaiHoSo"] = PROCESSED
+                dossier["NgayCapNhat"] = format_timestamp(now_in_vietnam())
+                status_changed(dossier, NoiDungXuLy=f"Đã đăng ký khai sinh, số {code}")
+                attached.append(dossier["MaHoSo"])
+        births[code] = {
+            "so_dang_ky": code,
+            "ho_va_ten": value.get("ho_va_ten"),
+            "so_dinh_danh": value.get("so_dinh_danh"),
+            "message_id": message.get("id"),
+            "partition": message.get("partition"),
+            "offset": message.get("offset"),
+            "received_at": format_timestamp(now_in_vietnam()),
+            "attached_to": attached,
+        }
+
+    reader = (
+        GroupReader(
+            hub_url=hub_url, api_key=hub_api_key, subscription=birth_subscription, handle=on_birth
+        )
+        if hub_url and birth_subscription
+        else None
+    )
 
     def authorise(request: Request) -> None:
         log.record_request(request)
@@ -179,6 +262,12 @@ def create_app(
             "XacThucDanCu": verification,
         }
         store.dossiers[code] = dossier
+        status_changed(
+            dossier,
+            NoiDungXuLy="Tiếp nhận hồ sơ"
+            if status != NOT_RECEIVED
+            else "Không tiếp nhận: thông tin chủ hồ sơ không khớp CSDL quốc gia về dân cư",
+        )
         return JSONResponse(dossier, status_code=201)
 
     async def read(request: Request) -> Response:
@@ -202,18 +291,32 @@ def create_app(
         authorise(request)
         dossier = stored(request.path_params["code"])
         body = await json_object(request)
+        check = Validation()
         if not is_int_in(body.get("TrangThaiHoSo"), STATUSES.start, STATUSES.stop - 1):
-            check = Validation()
             check.add("/TrangThaiHoSo", "must be a status code from 1 to 10")
-            check.raise_if_any()
+        if "NguoiXuLy" in body and not non_empty_string(body["NguoiXuLy"], max_length=100):
+            check.add("/NguoiXuLy", "must be the officer's name (at most 100 characters)")
+        if "NoiDungXuLy" in body and not isinstance(body["NoiDungXuLy"], str):
+            check.add("/NoiDungXuLy", "must be a string")
+        check.raise_if_any()
         dossier["TrangThaiHoSo"] = body["TrangThaiHoSo"]
         dossier["NgayCapNhat"] = format_timestamp(now_in_vietnam())
+        status_changed(
+            dossier, NguoiXuLy=body.get("NguoiXuLy"), NoiDungXuLy=body.get("NoiDungXuLy")
+        )
         return JSONResponse(dossier)
+
+    async def list_births(request: Request) -> Response:
+        """Birth registrations read from the hub, and the dossiers they were attached to."""
+        return JSONResponse(list(births.values()))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=HUB_TIMEOUT) as client:
-            clients.append(client)
+        async with AsyncExitStack() as stack:
+            clients.append(await stack.enter_async_context(httpx.AsyncClient(timeout=HUB_TIMEOUT)))
+            for worker in (publisher, reader):
+                if worker is not None:
+                    await stack.enter_async_context(worker.running())
             yield
             clients.clear()
 
@@ -222,8 +325,11 @@ def create_app(
         Route("/api/ho-so", search, methods=["GET"]),
         Route("/api/ho-so/{code}", read, methods=["GET"]),
         Route("/api/ho-so/{code}/trang-thai", update_status, methods=["PUT"]),
+        Route("/_sim/khai-sinh", list_births, methods=["GET"]),
         HEALTH_ROUTE,
         *log.routes(),
+        *(publisher.routes() if publisher else []),
+        *(reader.routes() if reader else []),
     ]
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={Problem: problem_handler}

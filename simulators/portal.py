@@ -1,10 +1,16 @@
-"""The national public-service portal (DVCQG): receives dossier synchronisation and progress."""
+"""The national public-service portal (DVCQG): receives dossier synchronisation and progress.
+
+Two ways in: the province's dossier system calls DongBoHoSoMC / CapNhatTienDoHoSoMC with a
+session (the API of the portal), or the hub pushes each message of the `dossier.status` topic
+(a CapNhatTienDoHoSoMC item) to POST /webhooks/trang-thai-ho-so, signed with Standard Webhooks.
+Either way the portal keeps every dossier's status history (GET /_sim/ho-so/{code}).
+"""
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,10 +28,14 @@ from simulators.web import (
     non_empty_string,
     problem_handler,
 )
+from simulators.webhooks import Delivery, WebhookLog, WebhookReceiver
 
 SYNC = "DongBoHoSoMC"
 PROGRESS = "CapNhatTienDoHoSoMC"
 _ENVELOPE_KEYS = {"session", "madonvi", "service", "isUpdating", "data"}
+WEBHOOK_PATH = "/webhooks/trang-thai-ho-so"
+# The signing secret of the demo's push subscription (DEMO_PORTAL_WEBHOOK_SECRET in the demo).
+DEMO_WEBHOOK_SECRET = "whsec_bGdzcC1kZW1vLXBvcnRhbC13ZWJob29r"
 
 
 def _status(value: object) -> int | None:
@@ -75,11 +85,36 @@ def _items(body: dict[str, Any], service: str) -> list[dict[str, Any]]:
     return items
 
 
-def create_app(*, username: str = "laichau-mc", password: str = "matkhau-dvcqg") -> Starlette:
-    """The portal; a session from POST /api/token goes in `Authorization: Bearer` or `session`."""
+def create_app(
+    *,
+    username: str = "laichau-mc",
+    password: str = "matkhau-dvcqg",
+    webhook_secrets: Sequence[str] = (DEMO_WEBHOOK_SECRET,),
+) -> Starlette:
+    """The portal; a session from POST /api/token goes in `Authorization: Bearer` or `session`;
+    pushes from the hub are verified with `webhook_secrets` instead."""
     sessions: set[str] = set()
     received: list[dict[str, Any]] = []
+    history: dict[str, list[dict[str, Any]]] = {}  # MaHoSo -> status changes, in arrival order
     log = RequestLog()
+    webhooks = WebhookLog()
+    pushes = WebhookReceiver(webhook_secrets, endpoint=WEBHOOK_PATH, log=webhooks)
+
+    def keep(service: str, items: list[dict[str, Any]], **via: Any) -> None:
+        at = format_timestamp(now_in_vietnam())
+        for item in items:
+            received.append({"service": service, "received_at": at, "item": item, **via})
+            status = _status(item.get("TrangThaiHoSo", item.get("TrangThai")))
+            history.setdefault(str(item["MaHoSo"]), []).append(
+                {
+                    "TrangThaiHoSo": status,
+                    "ThoiDiemXuLy": item.get("ThoiDiemXuLy"),
+                    "NoiDungXuLy": item.get("NoiDungXuLy"),
+                    "service": service,
+                    "received_at": at,
+                    **via,
+                }
+            )
 
     async def token(request: Request) -> Response:
         """Open a session for the configured account."""
@@ -109,27 +144,57 @@ def create_app(*, username: str = "laichau-mc", password: str = "matkhau-dvcqg")
             body = await json_object(request)
             authorise(request, body)
             items = _items(body, service)
-            at = format_timestamp(now_in_vietnam())
-            received.extend({"service": service, "received_at": at, "item": i} for i in items)
+            keep(service, items)
             return JSONResponse({"error_code": 0, "message": "Thành công", "count": len(items)})
 
         receive.__doc__ = f"Receive {service} from a province's dossier system."
         return receive
+
+    def apply_status(delivery: Delivery) -> dict[str, Any]:
+        check = Validation()
+        _check_item(delivery.value, "", PROGRESS, check)
+        check.raise_if_any()
+        keep(PROGRESS, [delivery.value], webhook_id=delivery.webhook_id)
+        return {"error_code": 0, "message": "Thành công", "MaHoSo": delivery.value["MaHoSo"]}
+
+    async def status_webhook(request: Request) -> Response:
+        """Receive one dossier status change pushed by the hub (topic dossier.status)."""
+        return await pushes.receive(request, apply_status)
 
     async def list_received(request: Request) -> Response:
         return JSONResponse(received)
 
     async def clear_received(request: Request) -> Response:
         received.clear()
+        history.clear()
         return Response(status_code=204)
+
+    def summary(code: str) -> dict[str, Any]:
+        changes = history[code]
+        return {"MaHoSo": code, "TrangThaiHoSo": changes[-1]["TrangThaiHoSo"], "LichSu": changes}
+
+    async def list_dossiers(request: Request) -> Response:
+        """Every dossier the portal heard of, with its current status and history."""
+        return JSONResponse([summary(code) for code in history])
+
+    async def read_dossier(request: Request) -> Response:
+        """One dossier's current status and history (lịch sử trạng thái)."""
+        code = request.path_params["code"]
+        if code not in history:
+            raise Problem(404, "Not found", f"the portal has heard nothing of dossier {code}")
+        return JSONResponse(summary(code))
 
     routes = [
         Route("/api/token", token, methods=["POST"]),
         Route(f"/api/{SYNC}", receiver(SYNC), methods=["POST"]),
         Route(f"/api/{PROGRESS}", receiver(PROGRESS), methods=["POST"]),
+        Route(WEBHOOK_PATH, status_webhook, methods=["POST"]),
         Route("/_sim/received", list_received, methods=["GET"]),
         Route("/_sim/received", clear_received, methods=["DELETE"]),
+        Route("/_sim/ho-so", list_dossiers, methods=["GET"]),
+        Route("/_sim/ho-so/{code}", read_dossier, methods=["GET"]),
         HEALTH_ROUTE,
         *log.routes(),
+        *webhooks.routes(),
     ]
     return Starlette(routes=routes, exception_handlers={Problem: problem_handler})

@@ -8,13 +8,14 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-from simulators import civil_status, dossier, population, portal
+from simulators import civil_status, documents, dossier, population, portal
 
 SIMULATORS: dict[str, Callable[..., ASGIApp]] = {
     "population": population.create_app,
     "dossier": dossier.create_app,
     "civil-status": civil_status.create_app,
     "portal": portal.create_app,
+    "documents": documents.create_app,
 }
 
 

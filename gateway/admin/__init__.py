@@ -11,6 +11,8 @@ from gateway.admin import (
     principals,
     schemas,
     services,
+    subscriptions,
+    topics,
 )
 
 router = APIRouter(prefix="/admin")
@@ -21,6 +23,8 @@ for _module in (
     services,
     consumers,
     grants,
+    topics,
+    subscriptions,
     principals,
     manifests,
 ):

@@ -2,18 +2,23 @@
 
 Starts the simulators and the hub on loopback, applies the bundled manifest, issues keys for a
 consumer and an auditor, and prints commands to paste. The simulators are loaded here only, by
-this command; the hub itself never imports them.
+this command; the hub itself never imports them. The producing simulators (dossier, civil status,
+document management) get the hub's URL and their own consumer keys; the receiving ones (portal,
+population database, document management) the signing secrets of their push subscriptions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+import json
 import os
 import shlex
 import signal
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +27,31 @@ import httpx
 from registry.keys import issue_key
 
 MANIFEST = Path(__file__).with_name("manifest.yaml")
-SIMULATORS = ("population", "dossier", "civil-status", "portal")  # on consecutive ports
+# On consecutive ports, in this order (new ones go last: the manifest's ports stay put).
+SIMULATORS = ("population", "dossier", "civil-status", "portal", "documents")
 MANIFEST_PORT_BASE = 8101  # the ports written in the bundled manifest
 DEMO_SECRETS = {
     "DEMO_POPULATION_PASSWORD": "matkhau-demo",
     "DEMO_CIVIL_STATUS_CLIENT_SECRET": "bi-mat-demo",
     "DEMO_DOSSIER_API_KEY": "dossier-demo-key",
+    # Signing secrets of the push subscriptions (Standard Webhooks: whsec_ + base64).
+    "DEMO_PORTAL_WEBHOOK_SECRET": "whsec_bGdzcC1kZW1vLXBvcnRhbC13ZWJob29r",
+    "DEMO_POPULATION_WEBHOOK_SECRET": "whsec_bGdzcC1kZW1vLWRhbi1jdS13ZWJob29r",
+    "DEMO_QLVB_UBND_WEBHOOK_SECRET": "whsec_bGdzcC1kZW1vLXFsdmItdWJuZC1ob29r",
+    "DEMO_QLVB_STP_WEBHOOK_SECRET": "whsec_bGdzcC1kZW1vLXFsdmItc3RwLS1ob29r",
 }
+# Keys the demo issues to publishing systems, by simulator (or document desk): consumer. The
+# dossier system publishes and reads BIRTH_SUBSCRIPTION with the mot-cua-laichau key.
+PUBLISHERS = {
+    "civil-status": "ho-tich-laichau",
+    "000.00.12.H12": "qlvb-ubnd-laichau",
+    "000.00.15.H12": "qlvb-stp-laichau",
+}
+DESK_SECRETS = {
+    "000.00.12.H12": "DEMO_QLVB_UBND_WEBHOOK_SECRET",
+    "000.00.15.H12": "DEMO_QLVB_STP_WEBHOOK_SECRET",
+}
+BIRTH_SUBSCRIPTION = "mot-cua-khai-sinh"
 
 
 def _admin_key(data_dir: Path) -> str:
@@ -73,7 +96,7 @@ def run_demo(
     from gateway.manifest_client import apply
     from gateway.serve import ensure_free
     from gateway.settings import Settings
-    from simulators import citizens, civil_status, dossier, population, portal
+    from simulators import citizens, civil_status, documents, dossier, population, portal
     from simulators.server import run_in_thread
 
     if isinstance(sys.stdout, io.TextIOWrapper):
@@ -99,11 +122,25 @@ def run_demo(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
+    def secret(name: str) -> list[str]:
+        return [os.environ[name]]
+
     with contextlib.ExitStack() as stack:
         enter = stack.enter_context
-        enter(run_in_thread(population.create_app(), host, ports["population"]))
-        enter(run_in_thread(civil_status.create_app(), host, ports["civil-status"]))
-        enter(run_in_thread(portal.create_app(), host, ports["portal"]))
+        enter(
+            run_in_thread(
+                population.create_app(webhook_secrets=secret("DEMO_POPULATION_WEBHOOK_SECRET")),
+                host,
+                ports["population"],
+            )
+        )
+        enter(
+            run_in_thread(
+                portal.create_app(webhook_secrets=secret("DEMO_PORTAL_WEBHOOK_SECRET")),
+                host,
+                ports["portal"],
+            )
+        )
         hub_url = enter(run_in_thread(Hub(settings), host, hub_port))
 
         print(f"LGSP Hub demo: hub on {hub_url}, data in {data_dir}/\n")
@@ -115,6 +152,10 @@ def run_demo(
             return status
         with httpx.Client(base_url=hub_url, headers={"X-API-Key": admin}, timeout=10) as hub:
             consumer_key = _issue(hub, "/admin/consumers/mot-cua-laichau/keys", {"label": "demo"})
+            keys = {
+                system: _issue(hub, f"/admin/consumers/{consumer}/keys", {"label": "demo"})
+                for system, consumer in PUBLISHERS.items()
+            }
             auditor_key = _issue(
                 hub,
                 "/admin/principals",
@@ -122,34 +163,168 @@ def run_demo(
             )
         enter(
             run_in_thread(
-                dossier.create_app(hub_url=hub_url, hub_api_key=consumer_key),
+                dossier.create_app(
+                    hub_url=hub_url,
+                    hub_api_key=consumer_key,
+                    birth_subscription=BIRTH_SUBSCRIPTION,
+                ),
                 host,
                 ports["dossier"],
             )
         )
-        _print_tour(
-            hub_url,
-            f"http://{host}:{ports['dossier']}",
-            manifest,
-            admin,
-            consumer_key,
-            auditor_key,
-            citizens,
+        enter(
+            run_in_thread(
+                civil_status.create_app(hub_url=hub_url, hub_api_key=keys["civil-status"]),
+                host,
+                ports["civil-status"],
+            )
         )
+        desks = [
+            dataclasses.replace(
+                desk,
+                webhook_secret=os.environ[DESK_SECRETS[desk.code]],
+                hub_api_key=keys[desk.code],
+            )
+            for desk in documents.DEMO_DESKS
+        ]
+        enter(
+            run_in_thread(
+                documents.create_app(desks=desks, hub_url=hub_url), host, ports["documents"]
+            )
+        )
+        urls = {name: f"http://{host}:{port}" for name, port in ports.items()}
+        _print_tour(hub_url, urls, manifest, admin, consumer_key, auditor_key, citizens)
         stop.wait()
         print("\nstopping…", flush=True)
     return 0
 
 
+def _json_arg(document: Any) -> str:
+    """A JSON document as one shell word."""
+    return shlex.quote(json.dumps(document, ensure_ascii=False))
+
+
+def _from_json(field: str) -> str:
+    """A shell filter printing the last string value of `field` in compact JSON on stdin."""
+    return f"""sed -E 's/.*"{field}":"([^"]+)".*/\\1/'"""
+
+
+def _messaging_tour(hub: str, urls: dict[str, str], citizens: Any) -> str:
+    """The three asynchronous flows: how to set each off, watch it and read its audit trail."""
+    from simulators.civil_status import first_assigned_id
+    from simulators.formats import now_in_vietnam
+
+    dossier, portal, documents = urls["dossier"], urls["portal"], urls["documents"]
+    civil, population = urls["civil-status"], urls["population"]
+    today = now_in_vietnam()
+    first_code = f"H12.99-{today:%y%m%d}-0001"  # the dossier submitted at the top of the tour
+    progress = _json_arg(
+        {"TrangThaiHoSo": 4, "NguoiXuLy": "Trần Thị Hoa", "NoiDungXuLy": "Chuyển phòng chuyên môn"}
+    )
+    mother = next(
+        c
+        for c in citizens.citizens()
+        if c.gioi_tinh == 2
+        and c.so_dinh_danh.startswith("012")
+        and 1990 <= c.ngay_sinh.year <= 2002
+    )
+    mothers_application = _json_arg(
+        {
+            "MaTTHC": "1.001193",
+            "KenhNop": 2,
+            "MaXa": mother.noi_thuong_tru.ma_xa,
+            "ChuHoSo": {
+                "HoVaTen": mother.ho_va_ten,
+                "SoDinhDanh": mother.so_dinh_danh,
+                "NgaySinh": f"{mother.ngay_sinh:%Y%m%d}",
+            },
+            "TrichYeu": "Đăng ký khai sinh cho con",
+        }
+    )
+    born = today.date() - timedelta(days=3)
+    child = first_assigned_id(sex=1, birth_year=born.year)
+    birth = _json_arg(
+        {
+            "ho_va_ten": f"{mother.ho_va_ten.split()[0]} Văn Páo",
+            "gioi_tinh": 1,
+            "ngay_sinh": f"{born:%Y%m%d}",
+            "noi_sinh_ma_xa": mother.noi_thuong_tru.ma_xa,
+            "me_so_dinh_danh": mother.so_dinh_danh,
+        }
+    )
+    lookup = _json_arg({"so_dinh_danh": child, "ma_can_bo": "012185000101"})
+    token = (
+        f"$(curl -s -X POST {civil}/oauth/token -d grant_type=client_credentials"
+        f" -d client_id=lgsp-hub -d client_secret=bi-mat-demo | {_from_json('access_token')})"
+    )
+    letter = _json_arg(
+        {
+            "To": [{"OrganId": "000.00.15.H12", "OrganName": "Sở Tư pháp tỉnh Lai Châu"}],
+            "Subject": "V/v rà soát thủ tục đăng ký khai sinh liên thông",
+            "DueDate": f"{today.date() + timedelta(days=14):%Y%m%d}",
+        }
+    )
+    office, justice = "000.00.12.H12", "000.00.15.H12"
+    last_message = f"$(curl -s {documents}/_sim/published | {_from_json('message_id')})"
+    return f"""
+# Messaging 1: a dossier changes status. The dossier system publishes it to dossier.status;
+# the hub pushes it, signed (Standard Webhooks), to the national portal, which verifies it:
+curl -s -X PUT {dossier}/api/ho-so/{first_code}/trang-thai -H 'X-API-Key: dossier-demo-key' \\
+  -H 'Content-Type: application/json' -d {progress}
+# … what the dossier system published (with the hub's message ids), what the portal received:
+curl -s {dossier}/_sim/published
+curl -s {portal}/_sim/ho-so/{first_code}
+curl -s {portal}/_sim/webhooks
+
+# Messaging 2: a mother files a birth-registration dossier, then the commune registers the
+# birth. civil.birth-registered reaches the population database (push) and the dossier system
+# (a consumer group reading the hub's pull API), which completes her dossier (status 9): that
+# change goes on to the portal like any other.
+curl -s -X POST {dossier}/api/ho-so -H 'X-API-Key: dossier-demo-key' \\
+  -H 'Content-Type: application/json' -d {mothers_application}
+curl -s -X POST {civil}/api/khai-sinh -H 'Content-Type: application/json' \\
+  -H "Authorization: Bearer {token}" -d {birth}
+curl -s {population}/_sim/khai-sinh
+curl -s {dossier}/_sim/khai-sinh
+curl -s {portal}/_sim/ho-so
+# … the group's position and lag, and the newborn found in the population database through the hub:
+curl -s {hub}/admin/subscriptions/{BIRTH_SUBSCRIPTION}/positions -H "X-API-Key: $LGSP_KEY"
+curl -s -X POST {hub}/api/dan-cu/v1/cong-dan/tra-cuu -H "X-API-Key: $CONSUMER_KEY" \\
+  -H 'X-Purpose: giai-quyet-tthc' -H 'Content-Type: application/json' -d {lookup}
+
+# Messaging 3: the provincial office sends an official document (edXML) to the Department of
+# Justice, whose system answers with status packets (01 đã đến, 03 đã tiếp nhận), pushed back:
+curl -s -X POST {documents}/api/{office}/van-ban-di -H 'Content-Type: application/json' \\
+  -d {letter}
+curl -s {documents}/api/{justice}/van-ban-den
+# … the department reports the work done (06 hoàn thành); the office sees each status:
+curl -s -X POST {documents}/api/{justice}/van-ban-den/1/trang-thai \\
+  -H 'Content-Type: application/json' -d '{{"StatusCode": "06"}}'
+curl -s {documents}/api/{office}/van-ban-di
+
+# Watching messages go through: the subscriptions, one's positions and lag, its dead letters:
+curl -s {hub}/admin/subscriptions -H "X-API-Key: $LGSP_KEY"
+curl -s {hub}/admin/subscriptions/qlvb-ubnd-trang-thai/positions -H "X-API-Key: $LGSP_KEY"
+curl -s {hub}/admin/subscriptions/qlvb-ubnd-trang-thai/dead-letters -H "X-API-Key: $LGSP_KEY"
+# Audit trail: what was published on a topic, every delivery attempt of a subscription, and
+# everything about one message (here the last one the document systems published):
+curl -s "{hub}/audit/exchanges?kind=publish&topic=dossier.status" -H "X-API-Key: $AUDITOR_KEY"
+curl -s "{hub}/audit/exchanges?kind=delivery&subscription=dvcqg-trang-thai-ho-so" \\
+  -H "X-API-Key: $AUDITOR_KEY"
+curl -s "{hub}/audit/exchanges?message_id={last_message}" -H "X-API-Key: $AUDITOR_KEY"
+"""
+
+
 def _print_tour(
     hub: str,
-    dossier: str,
+    urls: dict[str, str],
     manifest: Path,
     admin: str,
     consumer: str,
     auditor: str,
     citizens: Any,
 ) -> None:
+    dossier = urls["dossier"]
     person = citizens.demo_citizen()
     officer = next(o for o in citizens.officers() if o.co_quyen_dan_cu)
     born = person.ngay_sinh.strftime("%Y%m%d")
@@ -159,8 +334,6 @@ def _print_tour(
         "ngay_sinh": born,
         "ma_can_bo": officer.so_dinh_danh,
     }
-    import json
-
     body = shlex.quote(json.dumps(verify, ensure_ascii=False))
     application = shlex.quote(
         json.dumps(
@@ -221,5 +394,5 @@ export LGSP_KEY='{admin}'
 curl -s {hub}/admin/schemas -H "X-API-Key: $LGSP_KEY"
 {lgsp} schema check {candidate} --subject ho-so.trang-thai --hub {hub}
 {lgsp} schema check {candidate} --subject ho-so.trang-thai --hub {hub} --level FORWARD
-
+{_messaging_tour(hub, urls, citizens)}
 Ctrl-C stops everything.""")

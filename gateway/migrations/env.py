@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import audit.records  # noqa: F401 - registers its tables on the metadata
+import messaging.models  # noqa: F401
 import registry.models  # noqa: F401
 
 connection = context.config.attributes.get("connection")

@@ -17,6 +17,7 @@ from registry.models import (
     Consumer,
     Principal,
     Service,
+    Topic,
 )
 
 
@@ -72,6 +73,7 @@ def references(session: Session, code: str) -> list[str]:
         ("services", Service.name, Service.agency_code),
         ("consumers", Consumer.name, Consumer.agency_code),
         ("principals", Principal.name, Principal.agency_code),
+        ("topics", Topic.name, Topic.agency_code),
     ]
     for kind, name, agency_code in owned:
         names = list(session.exec(select(name).where(agency_code == code).limit(6)))

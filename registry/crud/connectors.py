@@ -24,6 +24,7 @@ from registry.models import (
     ConnectorUpdate,
     RetryPolicy,
     Service,
+    Subscription,
 )
 
 MAX_SECRET = 4000
@@ -154,5 +155,13 @@ def delete_connector(*, session: Session, connector: Connector) -> None:
     if services:
         named = ", ".join(f"{s.name}/{s.version}" for s in services[:5])
         raise Conflict(f"connector {connector.name} is still used by services {named}")
+    pushed = list(
+        session.exec(select(Subscription.name).where(Subscription.connector == connector.name))
+    )
+    if pushed:
+        raise Conflict(
+            f"connector {connector.name} still receives the pushes of subscriptions "
+            f"{', '.join(pushed[:5])}"
+        )
     session.delete(connector)
     session.flush()

@@ -17,6 +17,8 @@ from registry.models import (
     ConsumerCreate,
     ConsumerUpdate,
     Grant,
+    Subscription,
+    Topic,
 )
 
 
@@ -87,6 +89,24 @@ def delete_consumer(*, session: Session, consumer: Consumer) -> None:
         named = ", ".join(g.service for g in grants[:5])
         raise Conflict(
             f"consumer {consumer.name} still holds grants on services {named}; delete them first"
+        )
+    subscriptions = list(
+        session.exec(select(Subscription.name).where(Subscription.consumer == consumer.name))
+    )
+    if subscriptions:
+        raise Conflict(
+            f"consumer {consumer.name} still has subscriptions {', '.join(subscriptions[:5])}; "
+            "delete them first"
+        )
+    listed = [
+        t.name
+        for t in session.exec(select(Topic))
+        if consumer.name in t.publishers or consumer.name in t.subscribers
+    ]
+    if listed:
+        raise Conflict(
+            f"consumer {consumer.name} is still a publisher or subscriber of topics "
+            f"{', '.join(listed[:5])}; remove it from them first"
         )
     for key in session.exec(select(ApiKey).where(ApiKey.consumer_id == consumer.id)):
         session.delete(key)

@@ -1,7 +1,9 @@
 """The registry as a manifest: what `lgsp export` writes and `lgsp apply` reads back unchanged.
 
-Secrets are never exported: a stored secret appears as `{env: LGSP_SECRET_<CONNECTOR>}`, for the
-operator to provide when applying. Keys (consumers' and principals') are never part of it.
+Secrets are never exported: a connector's stored secret appears as
+`{env: LGSP_SECRET_<CONNECTOR>}`, for the operator to provide when applying; a subscription's
+signing secrets are left out (absent secrets keep the stored ones). Keys (consumers' and
+principals') are never part of it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,16 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from registry.crud import agencies, connectors, consumers, grants, schemas, services
+from registry.crud import (
+    agencies,
+    connectors,
+    consumers,
+    grants,
+    schemas,
+    services,
+    subscriptions,
+    topics,
+)
 from registry.models import (
     AgencyCreate,
     Connector,
@@ -19,6 +30,8 @@ from registry.models import (
     ConsumerCreate,
     Grant,
     ServiceCreate,
+    SubscriptionCreate,
+    TopicCreate,
 )
 
 API_VERSION = "lgsp.laichau.gov.vn/v1"
@@ -39,7 +52,8 @@ def _connector(row: Connector) -> dict[str, Any]:
 
 
 def export_manifest(*, session: Session, agency_code: str | None = None) -> dict[str, Any]:
-    """Every object (or, for one agency, what it owns and its consumers' grants)."""
+    """Every object (or, for one agency, what it owns and its consumers' grants and
+    subscriptions)."""
     owned_agencies = [
         a for a in agencies.list_agencies(session=session) if agency_code in (None, a.code)
     ]
@@ -50,6 +64,15 @@ def export_manifest(*, session: Session, agency_code: str | None = None) -> dict
     if agency_code is not None:
         ours = select(Consumer.name).where(Consumer.agency_code == agency_code)
         query = query.where(col(Grant.consumer).in_(ours))
+    owned_topics = [
+        t for t in topics.list_topics(session=session) if agency_code in (None, t.agency_code)
+    ]
+    ours_names = {c.name for c in owned_consumers}
+    owned_subscriptions = [
+        s
+        for s in subscriptions.list_subscriptions(session=session)
+        if agency_code is None or s.consumer in ours_names
+    ]
     return {
         "apiVersion": API_VERSION,
         "kind": "Manifest",
@@ -78,5 +101,17 @@ def export_manifest(*, session: Session, agency_code: str | None = None) -> dict
                 mode="json", exclude_defaults=True
             )
             for g in session.exec(query)
+        ],
+        "topics": [
+            TopicCreate.model_validate(topics.spec(t)).model_dump(
+                mode="json", exclude_defaults=True, by_alias=True
+            )
+            for t in owned_topics
+        ],
+        "subscriptions": [
+            SubscriptionCreate.model_validate(subscriptions.spec(s)).model_dump(
+                mode="json", exclude_defaults=True, exclude={"secrets"}
+            )
+            for s in owned_subscriptions
         ],
     }

@@ -24,6 +24,7 @@ from sqlmodel import Session
 from registry.crud.access import Caller, require_admin
 from registry.crud.errors import Forbidden, Invalid
 from registry.crud.services import contract_users
+from registry.crud.topics import schema_users
 from registry.types import Role
 from schemas import store
 from schemas.compatibility import Level, Policy, Verdict
@@ -45,9 +46,10 @@ def require_owner(session: Session, caller: Caller, subject: str) -> None:
 
 
 def users(session: Session, subject: str, version: int) -> dict[str, list[str]]:
-    """What still uses a version: services' routes and other schema versions."""
+    """What still uses a version: services' routes, topics and other schema versions."""
     return {
         "services": contract_users(session=session, subject=subject, version=version),
+        "topics": schema_users(session=session, subject=subject, version=version),
         "schemas": store.referenced_by(session=session, subject=subject, version=version),
     }
 
@@ -101,13 +103,20 @@ def compatibility(
 def change_state(
     session: Session, caller: Caller, subject: str, version: int, state: VersionState
 ) -> dict[str, Any]:
-    """Deprecate, reactivate or softly delete a version (deleting one a service uses is refused)."""
+    """Deprecate, reactivate or softly delete a version (deleting one that a service or a
+    topic uses is refused)."""
     require_owner(session, caller, subject)
     if state is VersionState.DELETED:
         services = contract_users(session=session, subject=subject, version=version)
         if services:
             raise StillReferenced(
                 f"{subject}/{version} is the contract of services {', '.join(services)}; "
+                "point them at another version first"
+            )
+        topics = schema_users(session=session, subject=subject, version=version)
+        if topics:
+            raise StillReferenced(
+                f"{subject}/{version} is the schema of topics {', '.join(topics)}; "
                 "point them at another version first"
             )
     return store.set_state(session=session, subject=subject, version=version, state=state)

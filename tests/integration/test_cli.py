@@ -13,7 +13,7 @@ from registry import keys
 from tests.conftest import free_port
 
 
-@pytest.mark.parametrize("name", ["population", "dossier", "civil-status", "portal"])
+@pytest.mark.parametrize("name", ["population", "dossier", "civil-status", "portal", "documents"])
 def test_each_simulator_runs_on_its_own(name):
     port = free_port()
     process = subprocess.Popen(

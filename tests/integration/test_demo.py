@@ -68,7 +68,7 @@ def _commands(tour: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
 
 @pytest.mark.slow
 def test_the_printed_tour_works(tmp_path: Path):
-    hub_port, sim_base = _free_ports(1), _free_ports(4)
+    hub_port, sim_base = _free_ports(1), _free_ports(5)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -111,7 +111,7 @@ def test_the_printed_tour_works(tmp_path: Path):
             )
 
         curls = [c for _, c in commands if c.startswith("curl")]
-        assert len(curls) == 7, commands
+        assert len(curls) == 28, commands
         person = citizens.demo_citizen()
 
         dossier = json.loads(run(curls[0]).stdout)

@@ -118,7 +118,7 @@ def test_all_or_nothing_with_pointers(reg: Registry) -> None:
     problem(apply(reg, bad), 422, "/services/0/subject_pointer")
     problem(apply(reg, {**doc, "apiVersion": "v2"}), 422, "/apiVersion")
     problem(apply(reg, {**doc, "kind": "List"}), 422, "/kind")
-    problem(apply(reg, {**doc, "topics": []}), 422, "/topics")
+    problem(apply(reg, {**doc, "widgets": []}), 422, "/widgets")
     problem(apply(reg, {**doc, "agencies": ["x"]}), 422, "/agencies/0")
     problem(
         apply(reg, {**doc, "agencies": [{"code": "bad", "name": "x"}]}), 422, "/agencies/0/code"

@@ -117,7 +117,7 @@ def test_references_resolve_between_registered_schemas(reg: Registry) -> None:
     found = register(reg, dossier, envelope, references=ref)
     assert found["references"] == ref
     used = ok(reg.client.get(f"/admin/schemas/{person}/versions/1/referencedby"))
-    assert used == {"services": [], "schemas": [f"{dossier}/1"]}
+    assert used == {"services": [], "topics": [], "schemas": [f"{dossier}/1"]}
     # A referenced version cannot be deleted.
     doc = problem(reg.client.delete(f"/admin/schemas/{person}/versions/1"), 409)
     assert f"{dossier}/1" in doc["detail"]

@@ -40,3 +40,16 @@ def test_compose_refuses_missing_secrets(missing):
     result = _compose({k: v for k, v in SECRETS.items() if k != missing})
     assert result.returncode != 0
     assert missing in result.stderr
+
+
+def test_compose_runs_the_hub_on_kafka():
+    """The hub's settings point at the compose file's Kafka, which it waits for."""
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    hub = spec["services"]["hub"]
+    assert hub["environment"]["LGSP_BROKER"] == "kafka"
+    host, _, port = hub["environment"]["LGSP_KAFKA_BOOTSTRAP"].partition(":")
+    kafka = spec["services"][host]
+    assert f"PLAINTEXT://{host}:{port}" in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert hub["depends_on"][host]["condition"] == "service_healthy"

@@ -9,7 +9,7 @@ from simulators.runner import SIMULATORS, build
 
 
 def test_names_the_cli_knows() -> None:
-    assert set(SIMULATORS) == {"population", "dossier", "civil-status", "portal"}
+    assert set(SIMULATORS) == {"population", "dossier", "civil-status", "portal", "documents"}
 
 
 @pytest.mark.parametrize("name", sorted(SIMULATORS))

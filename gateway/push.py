@@ -1,0 +1,79 @@
+"""HTTP push for delivery: one pooled client per subscription, timed out per its schedule."""
+
+from __future__ import annotations
+
+import time
+
+from connectors.errors import ConnectorError, UpstreamTimeout
+from connectors.http import Client, ClientSettings
+from messaging.delivery import PushResult
+from messaging.entries import SubscriptionEntry
+
+MAX_ANSWER_BYTES = 64 * 1024  # a receiver's answer is read (for the record), never kept
+
+
+def retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (delta-seconds form; an HTTP date is ignored)."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        return None
+
+
+class HttpPusher:
+    def __init__(self, max_connections: int = 64) -> None:
+        self.max_connections = max_connections
+        self._clients: dict[str, tuple[float, Client]] = {}
+
+    def _client(self, entry: SubscriptionEntry) -> Client:
+        timeout = entry.retry.timeout
+        known = self._clients.get(entry.name)
+        if known is not None and known[0] == timeout:
+            return known[1]
+        client = Client(
+            ClientSettings(
+                max_connections=self.max_connections,
+                connect_timeout=min(timeout, 5.0),
+                read_timeout=timeout,
+            )
+        )
+        self._clients[entry.name] = (timeout, client)
+        return client
+
+    async def push(
+        self, entry: SubscriptionEntry, body: bytes, headers: dict[str, str]
+    ) -> PushResult:
+        assert entry.url is not None
+        started = time.perf_counter_ns()
+        try:
+            reply = await self._client(entry).send(
+                "POST",
+                entry.url,
+                content=body,
+                headers=headers,
+                label="the receiver",
+                max_body=MAX_ANSWER_BYTES,
+            )
+        except ConnectorError as exc:
+            return PushResult(
+                status=None,
+                error=exc.detail,
+                latency_us=(time.perf_counter_ns() - started) // 1000,
+                timed_out=isinstance(exc, UpstreamTimeout),
+            )
+        error = None
+        if reply.status >= 300:
+            error = reply.content[:200].decode("utf-8", "replace") or None
+        return PushResult(
+            status=reply.status,
+            error=error,
+            retry_after=retry_after(reply.headers.get("retry-after")),
+            latency_us=(time.perf_counter_ns() - started) // 1000,
+        )
+
+    async def aclose(self) -> None:
+        for _, client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()

@@ -1,0 +1,462 @@
+"""One conformance suite for the `Broker` backends: the embedded log on SQLite and on
+PostgreSQL, and Kafka (a real tansu broker). Each test body runs on all three; a few at the end
+cover what only one kind has (a replaced Kafka broker, several processes on one log, trim)."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from gateway.db import make_engine
+from gateway.migrate import migrate
+from messaging.broker import Broker, BrokerUnavailable, Outgoing, Received, partition_for
+from messaging.brokers import create_broker
+from messaging.database_broker import DatabaseBroker
+from messaging.kafka_broker import KafkaBroker
+from tests.kafka import Broker as TansuServer
+from tests.kafka import running_broker
+
+DAY_MS = 86_400_000
+
+
+@dataclass
+class Backend:
+    kind: str  # "sqlite", "postgresql" or "kafka"
+    make: Callable[..., Broker]  # keyword arguments: timeout_seconds
+    engine: Engine | None = None
+    url: str | None = None
+    server: TansuServer | None = None
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "kafka"])
+def backend(
+    request: pytest.FixtureRequest, database_urls: Callable[[str], str]
+) -> Iterator[Backend]:
+    if request.param == "kafka":
+        with running_broker() as server:
+            yield Backend(
+                "kafka",
+                lambda **kw: KafkaBroker(server.bootstrap, "test.", **kw),
+                server=server,
+            )
+        return
+    url = database_urls(request.param)
+    engine = make_engine(url)
+    migrate(engine)
+    yield Backend(request.param, lambda **kw: DatabaseBroker(engine, **kw), engine, url)
+    engine.dispose()
+
+
+@pytest.fixture
+def broker(backend: Backend) -> Iterator[Broker]:
+    made = backend.make()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def topic(unique: Callable[[str], str]) -> str:
+    return unique("conformance")
+
+
+def message(
+    topic: str,
+    partition: int,
+    n: int,
+    *,
+    key: str | None = None,
+    at: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Outgoing:
+    return Outgoing(
+        topic=topic,
+        partition=partition,
+        key=key,
+        value=b'{"n": %d, "TrangThaiHoSo": 2}' % n,
+        message_id=str(uuid.uuid4()),
+        timestamp_ms=int(time.time() * 1000) if at is None else at,
+        headers=headers or {},
+    )
+
+
+def read(broker: Broker, topic: str, partition: int, count: int, *, step: int = 100) -> list[Any]:
+    """`count` messages of the partition from offset 0, in as many fetches as it takes."""
+    found: list[Received] = []
+    while len(found) < count:
+        got = broker.fetch(topic, partition, len(found), max_records=step, wait_seconds=2)
+        assert got, f"partition {partition} ended at {len(found)} of {count}"
+        assert len(got) <= step
+        found.extend(got)
+    return found
+
+
+def values(received: list[Received]) -> list[bytes]:
+    return [r.value for r in received]
+
+
+# ------------------------------------------------------------------------- every backend
+
+
+def test_a_round_trip_keeps_keys_values_ids_times_and_headers(broker: Broker, topic: str) -> None:
+    broker.ensure_topic(topic, 3, DAY_MS)
+    keys = [f"H12.99-261124-{n:04d}" for n in range(6)]
+    sent = [
+        message(topic, partition_for(k, 3), n, key=k, headers={"lgsp-producer": f"p{n}"})
+        for n, k in enumerate(keys)
+    ]
+    sent.append(message(topic, 1, 99))  # keyless, no headers
+    broker.produce(sent)
+
+    got: dict[str, Received] = {}
+    for partition in range(3):
+        expected = sum(1 for m in sent if m.partition == partition)
+        received = read(broker, topic, partition, expected)
+        assert [r.offset for r in received] == list(range(expected))
+        assert broker.end_offset(topic, partition) == expected
+        got.update({r.message_id: r for r in received})
+    assert set(got) == {m.message_id for m in sent}
+    for m in sent:
+        r = got[m.message_id]
+        assert (r.topic, r.partition, r.key, r.value, r.timestamp_ms, r.headers) == (
+            m.topic,
+            m.partition,
+            m.key,
+            m.value,
+            m.timestamp_ms,
+            m.headers,
+        )
+
+
+def test_a_partition_keeps_the_order_of_many_batches(broker: Broker, topic: str) -> None:
+    broker.ensure_topic(topic, 2, DAY_MS)
+    sent: list[Outgoing] = []
+    for batch in range(20):
+        chunk = [message(topic, n % 2, batch * 50 + n, key=f"k{n % 2}") for n in range(50)]
+        broker.produce(chunk)
+        sent.extend(chunk)
+    for partition in range(2):
+        mine = [m for m in sent if m.partition == partition]
+        received = read(broker, topic, partition, len(mine), step=37)
+        assert [r.offset for r in received] == list(range(len(mine)))
+        assert [r.message_id for r in received] == [m.message_id for m in mine]
+        assert broker.end_offset(topic, partition) == len(mine)
+        more = broker.fetch(topic, partition, len(mine), max_records=10, wait_seconds=0)
+        assert more == []
+
+
+def test_end_offset_and_offset_for_time(broker: Broker, topic: str) -> None:
+    broker.ensure_topic(topic, 2, DAY_MS)
+    assert broker.end_offset(topic, 0) == 0
+    assert broker.offset_for_time(topic, 0, 0) == 0
+    base = int(time.time() * 1000) - 3_600_000
+    # Times 0, 10, 20, 20, 20, 30, ... 120 s: batches of several sizes, one time thrice.
+    times = [0, 10, 20, 20, 20, *range(30, 130, 10)]
+    sizes = [1, 3, 5, 2, 4]
+    n = 0
+    for size in sizes:
+        broker.produce(
+            [message(topic, 0, i, at=base + times[i] * 1000) for i in range(n, n + size)]
+        )
+        n += size
+    assert n == len(times) == broker.end_offset(topic, 0)
+    assert broker.end_offset(topic, 1) == 0
+
+    def first_at_or_after(seconds: float) -> int:
+        return next((i for i, t in enumerate(times) if t >= seconds), len(times))
+
+    for seconds in [-5, 0, 5, 10, 15, 20, 21, 55, 60, 115, 120, 121, 500]:
+        expected = first_at_or_after(seconds)
+        assert broker.offset_for_time(topic, 0, base + int(seconds * 1000)) == expected, seconds
+
+
+def test_a_waiting_fetch_returns_as_soon_as_a_message_arrives(broker: Broker, topic: str) -> None:
+    broker.ensure_topic(topic, 1, DAY_MS)
+    late = message(topic, 0, 1)
+    timer = threading.Timer(0.4, broker.produce, args=([late],))
+    started = time.monotonic()
+    timer.start()
+    try:
+        got = broker.fetch(topic, 0, 0, max_records=10, wait_seconds=10)
+    finally:
+        timer.join()
+    elapsed = time.monotonic() - started
+    assert [r.message_id for r in got] == [late.message_id]
+    assert 0.35 < elapsed < 2.5
+
+
+def test_waiting_fetches_of_several_threads_do_not_hold_each_other_up(
+    broker: Broker, topic: str
+) -> None:
+    """Delivery reads every partition in its own thread: a reader waiting on a quiet partition
+    must not delay one whose message has arrived."""
+    broker.ensure_topic(topic, 3, DAY_MS)
+    results: dict[int, tuple[list[Received], float]] = {}
+
+    def wait_on(partition: int) -> None:
+        started = time.monotonic()
+        got = broker.fetch(topic, partition, 0, max_records=10, wait_seconds=2.5)
+        results[partition] = (got, time.monotonic() - started)
+
+    readers = [threading.Thread(target=wait_on, args=(p,)) for p in range(3)]
+    for reader in readers:
+        reader.start()
+        time.sleep(0.1)  # the quiet partitions' readers are first in line
+    time.sleep(0.3)
+    late = message(topic, 2, 1)
+    broker.produce([late])
+    for reader in readers:
+        reader.join()
+    got, elapsed = results[2]
+    assert [r.message_id for r in got] == [late.message_id]
+    assert elapsed < 1.5
+    assert results[0][0] == results[1][0] == []
+
+
+def test_a_fetch_with_nothing_to_read_waits_then_answers_empty(broker: Broker, topic: str) -> None:
+    broker.ensure_topic(topic, 1, DAY_MS)
+    started = time.monotonic()
+    assert broker.fetch(topic, 0, 0, max_records=10, wait_seconds=0.6) == []
+    assert 0.6 <= time.monotonic() - started < 2.5
+
+    broker.produce([message(topic, 0, 0)])
+    started = time.monotonic()
+    assert broker.fetch(topic, 0, 1, max_records=10, wait_seconds=0) == []  # at the end
+    assert broker.fetch(topic, 0, 7, max_records=10, wait_seconds=0) == []  # past the end
+    assert time.monotonic() - started < 2
+
+
+def test_a_fetch_without_waiting_returns_what_is_there(broker: Broker, topic: str) -> None:
+    broker.ensure_topic(topic, 1, DAY_MS)
+    sent = [message(topic, 0, n) for n in range(10)]
+    broker.produce(sent)
+    got = broker.fetch(topic, 0, 3, max_records=4, wait_seconds=0)
+    assert [r.offset for r in got] == [3, 4, 5, 6]
+    assert [r.message_id for r in got] == [m.message_id for m in sent[3:7]]
+    got = broker.fetch(topic, 0, 8, max_records=100, wait_seconds=0)
+    assert [r.message_id for r in got] == [m.message_id for m in sent[8:]]
+
+
+def test_concurrent_producers_keep_their_order_and_never_share_an_offset(
+    broker: Broker, topic: str
+) -> None:
+    broker.ensure_topic(topic, 2, DAY_MS)
+    threads, batches, size = 4, 10, 20
+    sent: dict[int, list[Outgoing]] = {t: [] for t in range(threads)}
+    errors: list[BaseException] = []
+
+    def produce(t: int) -> None:
+        try:
+            for b in range(batches):
+                chunk = [
+                    message(topic, n % 2, n, key=f"t{t}") for n in range(b * size, (b + 1) * size)
+                ]
+                broker.produce(chunk)
+                sent[t].extend(chunk)
+        except BaseException as error:
+            errors.append(error)
+
+    workers = [threading.Thread(target=produce, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+
+    for partition in range(2):
+        expected = threads * batches * size // 2
+        received = read(broker, topic, partition, expected)
+        assert [r.offset for r in received] == list(range(expected))
+        assert broker.end_offset(topic, partition) == expected
+        ids = [r.message_id for r in received]
+        assert len(set(ids)) == expected
+        for t in range(threads):
+            mine = [m.message_id for m in sent[t] if m.partition == partition]
+            assert [i for i in ids if i in set(mine)] == mine
+
+
+def test_a_resent_batch(backend: Backend, broker: Broker, topic: str) -> None:
+    """The relay sends a batch again after a failure: the embedded log stores it once; Kafka
+    stores it twice, and the copies carry the same message ids (delivery skips them)."""
+    broker.ensure_topic(topic, 1, DAY_MS)
+    batch = [message(topic, 0, n) for n in range(5)]
+    broker.produce(batch)
+    broker.produce(batch)
+    broker.produce([batch[2], batch[2]])  # twice within one batch, too
+    ids = [m.message_id for m in batch]
+    if backend.kind == "kafka":
+        assert [r.message_id for r in read(broker, topic, 0, 12)] == [*ids, *ids, ids[2], ids[2]]
+        assert broker.end_offset(topic, 0) == 12
+    else:
+        assert [r.message_id for r in read(broker, topic, 0, 5)] == ids
+        assert broker.end_offset(topic, 0) == 5
+        assert broker.fetch(topic, 0, 5, max_records=10, wait_seconds=0) == []
+
+
+@contextlib.contextmanager
+def outage(backend: Backend) -> Iterator[None]:
+    """The broker is there but does not answer: tansu stopped (SIGSTOP); the database held by
+    another writer (SQLite's write lock; an exclusive table lock on PostgreSQL)."""
+    if backend.server is not None:
+        backend.server.pause()
+        try:
+            yield
+        finally:
+            backend.server.resume()
+        return
+    assert backend.engine is not None and backend.url is not None
+    if backend.kind == "sqlite":
+        holder = sqlite3.connect(backend.url.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    with backend.engine.connect() as holder:
+        holder.execute(text("LOCK TABLE broker_log IN ACCESS EXCLUSIVE MODE"))
+        try:
+            yield
+        finally:
+            holder.rollback()
+
+
+def test_produce_fails_in_bounded_time_while_the_broker_is_away_then_recovers(
+    backend: Backend, topic: str
+) -> None:
+    broker = backend.make(timeout_seconds=3)
+    try:
+        broker.ensure_topic(topic, 1, DAY_MS)
+        broker.produce([message(topic, 0, 0)])
+        lost = message(topic, 0, 1)
+        with outage(backend):
+            started = time.monotonic()
+            with pytest.raises(BrokerUnavailable):
+                broker.produce([lost])
+            failed_after = time.monotonic() - started
+        assert 1 <= failed_after < 3 + 1.5
+        after = message(topic, 0, 2)
+        broker.produce([after])
+        end = broker.end_offset(topic, 0)
+        ids = [r.message_id for r in read(broker, topic, 0, end)]
+        # The stopped broker may still have taken the unacknowledged one (a duplicate on
+        # Kafka when the relay sends it again); the acknowledged ones are all there.
+        assert ids[-1] == after.message_id and set(ids[1:-1]) <= {lost.message_id}
+    finally:
+        broker.close()
+
+
+# ------------------------------------------------------------------------- one backend
+
+
+def test_a_replaced_kafka_broker_gets_its_topics_again() -> None:
+    """A new, empty broker on the same address: produce recreates the topics it had ensured,
+    whether or not a produce failed while the broker was gone, and reading starts over."""
+    with running_broker() as first:
+        port = first.port
+        broker = KafkaBroker(first.bootstrap, "test.", timeout_seconds=3)
+        broker.ensure_topic("dossier.status", 2, DAY_MS)
+        broker.produce([message("dossier.status", 1, 0)])
+        assert broker.end_offset("dossier.status", 1) == 1
+    try:
+        with running_broker(port=port):
+            started = time.monotonic()
+            again = message("dossier.status", 1, 1)
+            broker.produce([again])  # the producer still had its connection and metadata
+            assert time.monotonic() - started < 3
+            got = broker.fetch("dossier.status", 1, 0, max_records=10, wait_seconds=3)
+            assert [r.message_id for r in got] == [again.message_id]
+
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable):
+            broker.produce([message("dossier.status", 0, 2)])
+        assert time.monotonic() - started < 3 + 1.5
+
+        with running_broker(port=port):
+            last = message("dossier.status", 0, 3)
+            broker.produce([last])
+            got = broker.fetch("dossier.status", 0, 0, max_records=10, wait_seconds=3)
+            assert got[-1].message_id == last.message_id and got[-1].offset == len(got) - 1
+    finally:
+        broker.close()
+
+
+def _write_from_another_process(url: str, topic: str, name: str, go: Any) -> None:
+    broker = DatabaseBroker(make_engine(url))
+    go.wait()
+    for b in range(40):
+        broker.produce(
+            [Outgoing(topic, n % 2, name, b"{}", f"{name}-{b}-{n}", 0) for n in range(10)]
+        )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_processes_sharing_the_embedded_log_never_reuse_an_offset(
+    backend: Backend, topic: str
+) -> None:
+    assert backend.url is not None
+    context = multiprocessing.get_context("fork")  # no second interpreter to start
+    go = context.Event()
+    writers = [
+        context.Process(target=_write_from_another_process, args=(backend.url, topic, name, go))
+        for name in ("w1", "w2")
+    ]
+    for writer in writers:
+        writer.start()
+    go.set()
+    for writer in writers:
+        writer.join(timeout=60)
+    assert [w.exitcode for w in writers] == [0, 0]
+    broker = backend.make()
+    try:
+        for partition in range(2):
+            received = read(broker, topic, partition, 400)
+            assert [r.offset for r in received] == list(range(400))
+            for name in ("w1", "w2"):
+                mine = [r.message_id for r in received if r.key == name]
+                expected = [f"{name}-{b}-{n}" for b in range(40) for n in range(partition, 10, 2)]
+                assert mine == expected
+            assert broker.fetch(topic, partition, 400, max_records=1, wait_seconds=0) == []
+    finally:
+        broker.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_trim_drops_old_entries_but_keeps_the_end(backend: Backend, topic: str) -> None:
+    """Kafka applies the topic's retention.ms itself; the embedded log is trimmed by the hub."""
+    assert backend.engine is not None
+    broker = DatabaseBroker(backend.engine)
+    broker.ensure_topic(topic, 2, DAY_MS)
+    broker.produce([message(topic, 0, n, at=1_000 + n) for n in range(5)])
+    broker.produce([message(topic, 1, n, at=1_000 + n) for n in range(3)])
+    broker.produce([message(topic, 1, 9, at=9_000)])
+    assert broker.trim(topic, before_ms=5_000) == 4 + 3
+    assert [r.offset for r in broker.fetch(topic, 0, 0, max_records=9, wait_seconds=0)] == [4]
+    assert [r.offset for r in broker.fetch(topic, 1, 0, max_records=9, wait_seconds=0)] == [3]
+    assert broker.end_offset(topic, 0) == 5 and broker.end_offset(topic, 1) == 4
+    broker.produce([message(topic, 0, 5)])
+    assert broker.end_offset(topic, 0) == 6
+
+
+def test_the_settings_choose_the_backend(backend: Backend) -> None:
+    if backend.server is not None:
+        bootstrap = backend.server.bootstrap
+        made = create_broker("kafka", engine=None, bootstrap=bootstrap, prefix="x.")
+        assert isinstance(made, KafkaBroker) and made.prefix == "x."
+    else:
+        assert backend.engine is not None
+        made = create_broker("database", engine=backend.engine, bootstrap=None, prefix="x.")
+        assert isinstance(made, DatabaseBroker)
+    assert made.name == ("kafka" if backend.kind == "kafka" else "database")
+    made.close()

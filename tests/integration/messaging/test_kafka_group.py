@@ -1,0 +1,84 @@
+"""A sector system that speaks Kafka reads its group subscription from Kafka itself.
+
+The hub writes each topic to the Kafka topic `lgsp.<topic>`; the subscriber's consumer group is
+named after its subscription. The reader here is kafka-python's own group consumer, with
+`session_timeout_ms=2000`, so the broker admits it to the group in about a second (tansu holds a
+join for half the session timeout); its offsets are Kafka's, committed by the group.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import orjson
+import pytest
+from kafka import KafkaConsumer
+
+from tests.conftest import RunningHub, start_hub
+from tests.integration.messaging.receiver import make_channel, running_receiver
+from tests.kafka import running_broker
+
+
+@pytest.fixture(scope="module")
+def bootstrap() -> Iterator[str]:
+    with running_broker() as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture(scope="module")
+def khub(bootstrap: str, database_urls: Callable[[str], str]) -> Iterator[RunningHub]:
+    yield from start_hub(database_urls("sqlite"), broker="kafka", kafka_bootstrap=bootstrap)
+
+
+def _read(bootstrap: str, topic: str, group: str, want: int, seconds: float) -> list[dict]:
+    consumer = KafkaConsumer(
+        f"lgsp.{topic}",
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    got: list[dict] = []
+    try:
+        deadline = time.monotonic() + seconds
+        while len(got) < want and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    headers = dict(record.headers)
+                    got.append(
+                        {
+                            "id": headers["lgsp-message-id"].decode(),
+                            "key": record.key.decode(),
+                            "partition": record.partition,
+                            "value": orjson.loads(record.value),
+                        }
+                    )
+        consumer.commit()
+    finally:
+        consumer.close()
+    return got
+
+
+def test_a_kafka_consumer_group_reads_what_the_hub_accepted(khub: RunningHub) -> None:
+    receiver = running_receiver()
+    url = next(receiver)
+    channel = make_channel(khub, url, delivery="group")
+    answer = channel.publish(*[{"id": f"KS-{i % 3}", "n": i} for i in range(9)])
+    assert answer.status_code == 202, answer.text
+    accepted = {m["id"]: m for m in answer.json()["messages"]}
+    got = _read(khub.settings.kafka_bootstrap or "", channel.topic, channel.subscription, 9, 30)
+    assert {m["id"] for m in got} == set(accepted)
+    for message in got:  # the hub's partition for the key, as Kafka's own partitioner would
+        assert message["partition"] == accepted[message["id"]]["partition"]
+        assert message["key"] == message["value"]["id"]
+    for key in ("KS-0", "KS-1", "KS-2"):
+        ns = [m["value"]["n"] for m in got if m["key"] == key]
+        assert ns == sorted(ns)
+    # The group committed: a new member of the same group starts after what was read.
+    assert (
+        _read(khub.settings.kafka_bootstrap or "", channel.topic, channel.subscription, 1, 3) == []
+    )
+    receiver.close()

@@ -1,0 +1,298 @@
+"""`lgsp demo`'s three asynchronous flows end to end: the printed tour's commands set each off,
+the receiving simulators show what arrived, and the hub's audit log shows how."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from starlette.testclient import TestClient
+
+from gateway.demo import DEMO_SECRETS, MANIFEST, MANIFEST_PORT_BASE, SIMULATORS
+from simulators import citizens, runner
+from tests.integration.simulators.fakes import signed_headers
+from tests.integration.test_demo import _commands, _free_ports
+from tests.kafka import running_broker
+
+UBND, STP = "000.00.12.H12", "000.00.15.H12"
+FLOW_TIMEOUT = 30.0  # publish -> relay -> broker -> delivery, on a loaded test machine
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = FLOW_TIMEOUT) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last saw {last!r}")
+
+
+def values_of(document: Any, key: str) -> Iterator[Any]:
+    """Every value of `key` anywhere in a JSON document."""
+    if isinstance(document, dict):
+        for name, value in document.items():
+            if name == key:
+                yield value
+            yield from values_of(value, key)
+    elif isinstance(document, list):
+        for item in document:
+            yield from values_of(item, key)
+
+
+@pytest.fixture
+def demo(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, dict[str, str], list[str], dict[str, str]]]:
+    """The running demo: (hub URL, simulator URLs, the tour's curl commands, its exports).
+
+    On its embedded broker by default; parametrized with "kafka", on a real Kafka-protocol
+    broker (tansu), through the same LGSP_* settings an operator would set.
+    """
+    backend = getattr(request, "param", "database")
+    env = dict(os.environ)
+    if backend == "kafka":
+        broker = request.getfixturevalue("kafka_bootstrap")
+        env |= {"LGSP_BROKER": "kafka", "LGSP_KAFKA_BOOTSTRAP": broker}
+    hub_port, sim_base = _free_ports(1), _free_ports(5)
+    names = ("population", "dossier", "civil-status", "portal", "documents")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "demo",
+            "--port",
+            str(hub_port),
+            "--sim-port-base",
+            str(sim_base),
+            "--data-dir",
+            str(tmp_path / "demo"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    printed: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            printed.append(line.rstrip("\n"))
+            if line.startswith("Ctrl-C stops everything"):
+                break
+        tour = "\n".join(printed)
+        assert "Ctrl-C stops everything" in tour, tour
+        env, commands = _commands(tour)
+        curls = [c for _, c in commands if c.startswith("curl")]
+        sims = {name: f"http://127.0.0.1:{sim_base + i}" for i, name in enumerate(names)}
+        yield f"http://127.0.0.1:{hub_port}", sims, curls, env
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def kafka_bootstrap() -> Iterator[str]:
+    with running_broker() as broker:
+        yield broker.bootstrap
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("demo", ["database", "kafka"], indirect=True)
+def test_the_three_flows_run_end_to_end(
+    demo: tuple[str, dict[str, str], list[str], dict[str, str]],
+) -> None:
+    hub, sims, curls, env = demo
+    run_env = {**os.environ, **env}
+
+    def run(command: str) -> Any:
+        done = subprocess.run(
+            ["bash", "-c", command], env=run_env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        return json.loads(done.stdout)
+
+    def one(*parts: str, method: str = "GET") -> str:
+        """The tour's one command with `method` that contains every part."""
+        verb = [c for c in curls if (f"-X {method}" in c if method != "GET" else "-X " not in c)]
+        [command] = [c for c in verb if all(p in c for p in parts)]
+        return command
+
+    http = httpx.Client(timeout=10)
+    auditor = {"X-API-Key": env["AUDITOR_KEY"]}
+
+    def audit(**query: str) -> list[dict[str, Any]]:
+        answer = http.get(f"{hub}/audit/exchanges", params=query, headers=auditor)
+        assert answer.status_code == 200, answer.text
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items
+
+    # 1. dossier.status: the dossier system -> the hub -> the national portal (push) ----------
+    dossier = run(curls[0])  # the tour's first command: a dossier, verified through the hub
+    code = dossier["MaHoSo"]
+    changed = run(one(f"/api/ho-so/{code}/trang-thai", method="PUT"))
+    assert changed["TrangThaiHoSo"] == 4
+
+    history = eventually(
+        lambda: (
+            [
+                c["TrangThaiHoSo"]
+                for c in http.get(f"{sims['portal']}/_sim/ho-so/{code}").json().get("LichSu", [])
+            ]
+            == [2, 4]
+        ),
+        "the portal to hold the dossier's statuses 2 and 4",
+    )
+    assert history
+    published = run(one(f"{sims['dossier']}/_sim/published"))
+    assert [p["state"] for p in published] == ["accepted", "accepted"]
+    message_ids = [p["message_id"] for p in published]
+    portal_view = run(one(f"{sims['portal']}/_sim/ho-so/{code}"))
+    # The webhook-id of each push is the hub's message id.
+    assert [c["webhook_id"] for c in portal_view["LichSu"]] == message_ids
+    pushes = run(one(f"{sims['portal']}/_sim/webhooks"))
+    assert {(p["topic"], p["subscription"]) for p in pushes} == {
+        ("dossier.status", "dvcqg-trang-thai-ho-so")
+    }
+    assert {p["outcome"] for p in pushes} <= {"applied", "duplicate"}
+
+    trail = audit(message_id=message_ids[1])
+    assert {r["kind"] for r in trail} >= {"publish", "delivery"}, trail
+    deliveries = [r for r in trail if r["kind"] == "delivery"]
+    assert {(r["topic"], r["subscription"]) for r in deliveries} == {
+        ("dossier.status", "dvcqg-trang-thai-ho-so")
+    }
+
+    # 2. civil.birth-registered: -> population database (push) and dossier system (group) ----
+    applied = run(one("/api/ho-so", "Đăng ký khai sinh cho con", method="POST"))
+    assert applied["TrangThaiHoSo"] == 2  # the mother was verified through the hub
+    registered = run(one("/api/khai-sinh", "Authorization: Bearer", method="POST"))
+    child = registered["so_dinh_danh"]
+    lookup = one("/cong-dan/tra-cuu", method="POST")
+    assert child in lookup  # the tour named the number before it was assigned
+
+    eventually(
+        lambda: [
+            b
+            for b in run(one(f"{sims['population']}/_sim/khai-sinh"))
+            if b["so_dinh_danh"] == child
+        ],
+        "the population database to record the newborn",
+    )
+    [read] = eventually(
+        lambda: run(one(f"{sims['dossier']}/_sim/khai-sinh")),
+        "the dossier system's group reader to get the registration",
+    )
+    assert read["so_dang_ky"] == registered["so_dang_ky"]
+    assert read["attached_to"] == [applied["MaHoSo"]]
+    eventually(
+        lambda: (
+            [
+                c["TrangThaiHoSo"]
+                for c in http.get(f"{sims['portal']}/_sim/ho-so/{applied['MaHoSo']}")
+                .json()
+                .get("LichSu", [])
+            ]
+            == [2, 9]
+        ),
+        "the completed birth dossier (9) to reach the portal",
+    )
+    found = run(lookup)
+    assert found["cong_dan"]["so_dinh_danh"] == child
+    positions = run(one("/admin/subscriptions/mot-cua-khai-sinh/positions"))
+    lags = list(values_of(positions, "lag"))
+    assert lags and all(lag == 0 for lag in lags), positions
+    published_birth = audit(message_id=read["message_id"])
+    assert "publish" in {r["kind"] for r in published_birth}, published_birth
+
+    # 3. edxml.documents and edxml.status, between two agencies' document systems ------------
+    sent = run(one(f"/api/{UBND}/van-ban-di", method="POST"))
+    doc_id = sent["DocumentId"]
+
+    def statuses_seen_by_the_sender() -> list[str]:
+        mine = run(one(f"{sims['documents']}/api/{UBND}/van-ban-di"))["items"]
+        [document] = [d for d in mine if d["DocumentId"] == doc_id]
+        return [s["StatusCode"] for s in document["TrangThai"].get(STP, [])]
+
+    eventually(lambda: statuses_seen_by_the_sender() == ["01", "03"], "01 and 03 back")
+    [incoming] = run(one(f"/api/{STP}/van-ban-den"))["items"]
+    assert incoming["DocumentId"] == doc_id
+    assert incoming["SoDen"] == 1
+    done = run(one(f"/api/{STP}/van-ban-den/1/trang-thai", method="POST"))
+    assert done["TrangThai"]["StatusCode"] == "06"
+    eventually(lambda: statuses_seen_by_the_sender() == ["01", "03", "06"], "06 back")
+    log = http.get(f"{sims['documents']}/_sim/webhooks").json()
+    endpoints = {(e["endpoint"], e["outcome"]) for e in log}
+    assert (f"/webhooks/{STP}/van-ban", "applied") in endpoints
+    assert (f"/webhooks/{UBND}/trang-thai", "applied") in endpoints
+    # The status subscriptions filter on the document's sender: STP's got none of them.
+    assert not [e for e in log if e["endpoint"] == f"/webhooks/{STP}/trang-thai"]
+
+    # Every other command of the tour answers JSON, and none of them a problem.
+    for command in curls[7:]:
+        if "-X " in command:
+            continue  # the flows' triggers, run above
+        answer = run(command)  # every one answers JSON
+        assert not (isinstance(answer, dict) and answer.get("status", 0) >= 400), (command, answer)
+    last_trail = run(one("audit/exchanges?message_id="))["items"]
+    assert {"publish", "delivery"} <= {r["kind"] for r in last_trail}
+    http.close()
+
+
+def test_the_tour_names_the_birth_dossier_applicant_as_a_known_citizen() -> None:
+    """The birth flow needs a mother the population database knows (checked without a hub)."""
+    from gateway.demo import _messaging_tour
+
+    urls = {n: f"http://sim-{n}" for n in ("population", "dossier", "civil-status", "portal")}
+    tour = _messaging_tour("http://hub", {**urls, "documents": "http://sim-documents"}, citizens)
+    numbers = {c.so_dinh_danh for c in citizens.citizens()}
+    assert '"me_so_dinh_danh": "' in tour
+    mother = tour.split('"me_so_dinh_danh": "')[1][:12]
+    assert mother in numbers
+
+
+@pytest.mark.parametrize(
+    "subscription",
+    [
+        s["name"]
+        for s in yaml.safe_load(MANIFEST.read_text("utf-8"))["subscriptions"]
+        if s["delivery"] == "push"
+    ],
+)
+def test_each_push_subscription_reaches_a_simulator_that_knows_its_secret(
+    subscription: str,
+) -> None:
+    """The manifest's connector, path and secret agree with the simulator on that port."""
+    manifest = yaml.safe_load(MANIFEST.read_text("utf-8"))
+    [push] = [s for s in manifest["subscriptions"] if s["name"] == subscription]
+    [connector] = [c for c in manifest["connectors"] if c["name"] == push["connector"]]
+    url = httpx.URL(connector["base_url"] + push["path"])
+    simulator = SIMULATORS[(url.port or 0) - MANIFEST_PORT_BASE]
+    [secret] = [DEMO_SECRETS[s["env"]] for s in push["secrets"]]
+    body = json.dumps({"not": "a message of the topic"})
+    with TestClient(runner.build(simulator)) as client:
+        forged = client.post(url.path, content=body, headers=signed_headers("whsec_QUJD", body))
+        signed = client.post(url.path, content=body, headers=signed_headers(secret, body))
+    assert forged.status_code == 401, forged.text  # the endpoint exists and checks signatures
+    assert signed.status_code in (200, 422), signed.text  # and the demo's secret is its own
