@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 SAVE_EVERY_SECONDS = 0.2
 IDLE_POLL_SECONDS = 0.25  # messages relayed by another replica are seen within this
+LOG_CHECK_SECONDS = 2.0  # an idle partition compares its position with the log's end this often
 REQUEUE_POLL_SECONDS = 1.0
 MAX_RETRY_AFTER_SECONDS = 3600.0
 RECENT_IDS = 100_000  # delivered ids remembered to skip a re-sent duplicate from the broker
@@ -129,6 +130,8 @@ class Track:
         self.finished: set[int] = set()
         self.saved = offset
         self.room = asyncio.Event()
+        self.checked = time.monotonic()  # when the log's end was last compared with next_fetch
+        self.last_id: str | None = None  # the message at next_fetch - 1, as read
 
     def finish(self, offset: int) -> None:
         self.finished.add(offset)
@@ -321,15 +324,32 @@ class Worker:
                     await track.room.wait()
                 continue
             signal = self.m.signal()
+            # Read from the last message already read, when there is one: finding it again
+            # proves the log is the one read so far. A broker replaced without its data (the
+            # test broker keeps its log in memory) starts its offsets again: the new log is
+            # then read from its start, and what the relay re-sends is skipped by message id.
+            start = track.next_fetch - 1 if track.last_id is not None else track.next_fetch
             batch = await self.m.threads.run(
                 self.m.broker.fetch,
                 self.topic,
                 track.partition,
-                track.next_fetch,
+                start,
                 max_records=min(room, 500),
                 wait_seconds=0,
             )
+            if track.last_id is not None:
+                if batch and batch[0].offset == start and batch[0].message_id == track.last_id:
+                    batch = batch[1:]
+                elif not track.pending:
+                    self._restart_log(
+                        track, f"offset {start} no longer holds message {track.last_id}"
+                    )
+                    continue
+                else:
+                    batch = []  # finish what is in hand first, then start over
             if not batch:
+                if time.monotonic() - track.checked > LOG_CHECK_SECONDS:
+                    await self._check_log(track)
                 # Wait in the event loop, not in a thread: for this process's relay, or a while
                 # (for messages another replica's relay appended).
                 with contextlib.suppress(TimeoutError):
@@ -340,6 +360,7 @@ class Worker:
                 if message.offset < track.next_fetch:
                     continue
                 track.next_fetch = message.offset + 1
+                track.last_id = message.message_id
                 track.pending.append(message.offset)
                 if message.message_id in self.recent or (
                     entry is not None
@@ -355,6 +376,23 @@ class Worker:
                     group.create_task(self._drain(track, key, queues))
                 else:
                     queue.append(message)
+
+    async def _check_log(self, track: Track) -> None:
+        """A partition whose log ends before our position was emptied (a broker replaced
+        without its data): what it holds now is newer than anything delivered, so read it
+        from the start. Whatever the relay re-sends is skipped by its message id."""
+        track.checked = time.monotonic()
+        end = await self.m.threads.run(self.m.broker.end_offset, self.topic, track.partition)
+        if end < track.next_fetch and not track.pending:
+            self._restart_log(track, f"the log ends at {end}, before position {track.next_fetch}")
+
+    def _restart_log(self, track: Track, why: str) -> None:
+        log.warning(
+            "delivery %s: partition %d of %s was replaced (%s): reading it from its start",
+            self.name, track.partition, self.topic, why,
+        )  # fmt: skip
+        track.next_fetch = 0
+        track.last_id = None
 
     async def _drain(self, track: Track, key: str, queues: dict[str, deque[Received]]) -> None:
         queue = queues[key]

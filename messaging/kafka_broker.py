@@ -15,7 +15,10 @@ after a BrokerUnavailable (the relay does); it costs one request when the topic 
 
 Reading: consumers without a group (`assign` + `seek`; no group join to wait for, positions
 are the hub's), pooled so that the relay and several delivery threads read at the same time;
-each call takes a consumer from the pool and gives it back.
+each call takes a consumer from the pool, preferably the one that read the same partition last
+(whose read-ahead then serves the next call), and gives it back. A fetch past the end of the
+log answers nothing (after its wait): a replaced test broker's log starts again at 0, so a
+reader whose position is beyond `end_offset` must start over itself.
 
 Where tansu (the test broker) answers differently from Kafka, the answers are checked:
 - ListOffsets(latest) answers the last batch's first offset plus one, not the end of the log;
@@ -23,9 +26,11 @@ Where tansu (the test broker) answers differently from Kafka, the answers are ch
 - ListOffsets(timestamp) answers offset 0 whatever the time; the answer is verified by reading
   the records around it and, when wrong, the offset is found by a binary search over the
   records' timestamps (the hub stamps them in acceptance order).
-- It acknowledges records for topics it does not have (and drops them): `produce` looks its
-  topics up after each acknowledgement. (When the producer has learnt that a topic is gone, it
-  waits for it instead, as with Kafka: after STALL_SECONDS `produce` creates it again.)
+- It acknowledges records for topics it does not have (and drops them), or answers an
+  UnknownError for the first records of a topic just created again: `produce` looks its topics
+  up after each acknowledgement and sends again what was lost. (When the producer has learnt
+  that a topic is gone, it waits for it instead, as with Kafka: after STALL_SECONDS `produce`
+  creates it again.)
 - Describing or listing topics fails in kafka-python on tansu's ACL fields; metadata comes
   from a plain metadata request instead.
 """
@@ -219,8 +224,9 @@ class KafkaBroker:
         A broker started afresh (tansu keeps its log in memory) lacks the topics: it may
         acknowledge their records and drop them, answer an error, or the producer may wait for
         the topic. So the topics are looked up after the sends, created again when missing (if
-        they were ensured before), and their records sent once more; records of a topic that
-        did not exist cannot be read, so this makes no duplicate.
+        they were ensured before), and their records sent once more. That makes no duplicate:
+        records sent to a topic that did not exist cannot be read, and what a topic created
+        again in this call already holds is read first and not sent again.
         """
         deadline = time.monotonic() + self.timeout_seconds
         pending = list(batch)
@@ -248,10 +254,31 @@ class KafkaBroker:
                     raise _unacknowledged(error) from error
                 raise BrokerUnavailable(f"Kafka lost topics {sorted(missing)} again")
             created = self._recreate(missing, deadline)  # none if metadata was only late
-            recreated |= created
             again = {id(message) for message in failed}
             pending = [m for m in pending if m.topic in created or id(m) in again]
+            # A topic created again in this call holds only what was sent since; tansu stores
+            # some records it answers an error for: those are not sent twice.
+            earlier = {(m.topic, m.partition) for m in pending if m.topic in recreated - created}
+            if earlier:
+                stored = self._message_ids(earlier)
+                pending = [m for m in pending if m.message_id not in stored]
+            recreated |= created
             time.sleep(0.05 * attempt)
+
+    def _message_ids(self, partitions: set[tuple[str, int]]) -> set[str]:
+        """The message ids in these partitions (of topics just created: a few records)."""
+        ids: set[str] = set()
+        for topic, partition in sorted(partitions):
+            tp = TopicPartition(kafka_name(self.prefix, topic), partition)
+            with self._consumer(tp) as consumer:
+                offset, end = 0, self._end(consumer, tp)
+                while offset < end:
+                    records = self._read_from(consumer, tp, offset)
+                    if not records:
+                        break
+                    ids.update(_received(topic, record).message_id for record in records)
+                    offset = records[-1].offset + 1
+        return ids
 
     def _send(
         self, batch: Sequence[Outgoing], deadline: float
@@ -575,11 +602,12 @@ def _start_reading(consumer: Any, tp: Any, offset: int, max_records: int | None)
     fetched from there. Afterwards its high watermark for `tp` is known only once the broker
     has answered a fetch during this call, which tells "nothing there" from "not asked yet".
     kafka-python keeps that watermark in the partition's state and has no call to forget it."""
-    position = consumer._subscription.assignment[tp].position
-    if position is None or position.offset != offset:
+    state = consumer._subscription.assignment[tp]
+    position = getattr(state.position, "offset", state.position)  # older releases: an int
+    if position != offset:
         consumer.seek(tp, offset)
     polled = consumer.poll(timeout_ms=0, max_records=max_records)  # answers already received
-    consumer._subscription.assignment[tp].highwater = None
+    state.highwater = None
     return polled
 
 

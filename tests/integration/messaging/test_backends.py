@@ -90,7 +90,9 @@ def message(
     )
 
 
-def read(broker: Broker, topic: str, partition: int, count: int, *, step: int = 100) -> list[Any]:
+def read(
+    broker: Broker, topic: str, partition: int, count: int, *, step: int = 100
+) -> list[Received]:
     """`count` messages of the partition from offset 0, in as many fetches as it takes."""
     found: list[Received] = []
     while len(found) < count:
