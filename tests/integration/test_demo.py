@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -66,8 +69,18 @@ def _commands(tour: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
     return env, commands
 
 
-@pytest.mark.slow
-def test_the_printed_tour_works(tmp_path: Path):
+@dataclass
+class Demo:
+    """A running `lgsp demo`: where it listens and what it printed."""
+
+    hub_url: str
+    sim_base: int
+    tour: str
+
+
+@contextlib.contextmanager
+def running_demo(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Demo]:
+    """`lgsp demo` in a process of its own, until the block ends (then Ctrl-C, exit 0)."""
     hub_port, sim_base = _free_ports(1), _free_ports(5)
     process = subprocess.Popen(
         [
@@ -80,12 +93,13 @@ def test_the_printed_tour_works(tmp_path: Path):
             "--sim-port-base",
             str(sim_base),
             "--data-dir",
-            str(tmp_path / "demo"),
+            str(data_dir),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        env=env,
     )
     assert process.stdout is not None
     printed: list[str] = []
@@ -100,69 +114,7 @@ def test_the_printed_tour_works(tmp_path: Path):
                 break
         tour = "\n".join(printed)
         assert "Ctrl-C stops everything" in tour, tour
-
-        env, commands = _commands(tour)
-        assert {"CONSUMER_KEY", "AUDITOR_KEY", "LGSP_KEY"} <= set(env)
-        run_env = {**os.environ, **env}
-
-        def run(command: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                ["bash", "-c", command], env=run_env, capture_output=True, text=True, timeout=60
-            )
-
-        curls = [c for _, c in commands if c.startswith("curl")]
-        assert len(curls) == 28, commands
-        person = citizens.demo_citizen()
-
-        dossier = json.loads(run(curls[0]).stdout)
-        assert dossier["TrangThaiHoSo"] == 2, dossier  # received: the hub verified the applicant
-        assert dossier["XacThucDanCu"]["KetQua"] is True
-
-        verified = json.loads(run(curls[1]).stdout)
-        assert verified["ket_qua"] is True
-
-        refused = json.loads(run(curls[2]).stdout)
-        assert refused["status"] == 403 and refused["type"].endswith("/purpose-required")
-
-        contradicting = json.loads(run(curls[3]).stdout)
-        assert contradicting["status"] == 422, contradicting
-        assert "ngay_sinh" in json.dumps(contradicting, ensure_ascii=False)
-
-        trail = json.loads(run(curls[4]).stdout)["items"]
-        exchanges = [r for r in trail if r["service"] == "dan-cu"]
-        assert len(exchanges) == 4  # the dossier system's call, the direct call, two refusals
-        assert {r["hub_status"] for r in exchanges} == {200, 403, 422}
-        assert all(person.so_dinh_danh not in json.dumps(r) for r in trail)
-        request_ids = {r["request_id"] for r in exchanges}
-        assert dossier["XacThucDanCu"]["MaYeuCau"] in request_ids
-
-        changes = json.loads(run(curls[5]).stdout)["items"]
-        assert changes and all(r["kind"] == "registry_change" for r in changes)
-
-        lgsp = [c for _, c in commands if re.match(r"^\S*lgsp ", c)]
-        exported = run(lgsp[0])
-        assert exported.returncode == 0, exported.stderr
-        manifest = yaml.safe_load(exported.stdout)
-        assert {s["name"] for s in manifest["services"]} == {"dan-cu", "ho-tich", "ho-so"}
-        assert "matkhau-demo" not in exported.stdout  # credentials are write-only
-
-        assert re.search(r" -f /\S+manifest\.yaml", lgsp[1]), lgsp[1]  # pastes from any directory
-        dry_run = run(lgsp[1])
-        assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
-        # The registry holds exactly the bundled manifest: nothing to create or change.
-        assert re.search(r"^0 create, 0 update, \d+ unchanged \(dry run", dry_run.stdout, re.M), (
-            dry_run.stdout
-        )
-
-        subjects = {s["subject"] for s in json.loads(run(curls[6]).stdout)}
-        assert {"dan-cu.cong-dan", "ho-so.trang-thai", "edxml.envelope"} <= subjects
-        breaks = run(lgsp[2])
-        assert breaks.returncode == 1, breaks.stdout + breaks.stderr
-        assert "REQUIRED_ATTRIBUTE_ADDED" in breaks.stdout and "counterexample" in breaks.stdout
-        forward = run(lgsp[3])
-        assert forward.returncode == 0, forward.stdout + forward.stderr
-        assert forward.stdout.startswith("COMPATIBLE")
-
+        yield Demo(f"http://127.0.0.1:{hub_port}", sim_base, tour)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:
@@ -170,3 +122,70 @@ def test_the_printed_tour_works(tmp_path: Path):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         process.stdout.close()
+
+
+@pytest.mark.slow
+def test_the_printed_tour_works(tmp_path: Path):
+    with running_demo(tmp_path / "demo") as demo:
+        tour = demo.tour
+    env, commands = _commands(tour)
+    assert {"CONSUMER_KEY", "AUDITOR_KEY", "LGSP_KEY"} <= set(env)
+    run_env = {**os.environ, **env}
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", command], env=run_env, capture_output=True, text=True, timeout=60
+        )
+
+    curls = [c for _, c in commands if c.startswith("curl")]
+    assert len(curls) == 28, commands
+    person = citizens.demo_citizen()
+
+    dossier = json.loads(run(curls[0]).stdout)
+    assert dossier["TrangThaiHoSo"] == 2, dossier  # received: the hub verified the applicant
+    assert dossier["XacThucDanCu"]["KetQua"] is True
+
+    verified = json.loads(run(curls[1]).stdout)
+    assert verified["ket_qua"] is True
+
+    refused = json.loads(run(curls[2]).stdout)
+    assert refused["status"] == 403 and refused["type"].endswith("/purpose-required")
+
+    contradicting = json.loads(run(curls[3]).stdout)
+    assert contradicting["status"] == 422, contradicting
+    assert "ngay_sinh" in json.dumps(contradicting, ensure_ascii=False)
+
+    trail = json.loads(run(curls[4]).stdout)["items"]
+    exchanges = [r for r in trail if r["service"] == "dan-cu"]
+    assert len(exchanges) == 4  # the dossier system's call, the direct call, two refusals
+    assert {r["hub_status"] for r in exchanges} == {200, 403, 422}
+    assert all(person.so_dinh_danh not in json.dumps(r) for r in trail)
+    request_ids = {r["request_id"] for r in exchanges}
+    assert dossier["XacThucDanCu"]["MaYeuCau"] in request_ids
+
+    changes = json.loads(run(curls[5]).stdout)["items"]
+    assert changes and all(r["kind"] == "registry_change" for r in changes)
+
+    lgsp = [c for _, c in commands if re.match(r"^\S*lgsp ", c)]
+    exported = run(lgsp[0])
+    assert exported.returncode == 0, exported.stderr
+    manifest = yaml.safe_load(exported.stdout)
+    assert {s["name"] for s in manifest["services"]} == {"dan-cu", "ho-tich", "ho-so"}
+    assert "matkhau-demo" not in exported.stdout  # credentials are write-only
+
+    assert re.search(r" -f /\S+manifest\.yaml", lgsp[1]), lgsp[1]  # pastes from any directory
+    dry_run = run(lgsp[1])
+    assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
+    # The registry holds exactly the bundled manifest: nothing to create or change.
+    assert re.search(r"^0 create, 0 update, \d+ unchanged \(dry run", dry_run.stdout, re.M), (
+        dry_run.stdout
+    )
+
+    subjects = {s["subject"] for s in json.loads(run(curls[6]).stdout)}
+    assert {"dan-cu.cong-dan", "ho-so.trang-thai", "edxml.envelope"} <= subjects
+    breaks = run(lgsp[2])
+    assert breaks.returncode == 1, breaks.stdout + breaks.stderr
+    assert "REQUIRED_ATTRIBUTE_ADDED" in breaks.stdout and "counterexample" in breaks.stdout
+    forward = run(lgsp[3])
+    assert forward.returncode == 0, forward.stdout + forward.stderr
+    assert forward.stdout.startswith("COMPATIBLE")
