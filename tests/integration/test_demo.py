@@ -127,65 +127,64 @@ def running_demo(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[
 @pytest.mark.slow
 def test_the_printed_tour_works(tmp_path: Path):
     with running_demo(tmp_path / "demo") as demo:
-        tour = demo.tour
-    env, commands = _commands(tour)
-    assert {"CONSUMER_KEY", "AUDITOR_KEY", "LGSP_KEY"} <= set(env)
-    run_env = {**os.environ, **env}
+        env, commands = _commands(demo.tour)
+        assert {"CONSUMER_KEY", "AUDITOR_KEY", "LGSP_KEY"} <= set(env)
+        run_env = {**os.environ, **env}
 
-    def run(command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["bash", "-c", command], env=run_env, capture_output=True, text=True, timeout=60
+        def run(command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["bash", "-c", command], env=run_env, capture_output=True, text=True, timeout=60
+            )
+
+        curls = [c for _, c in commands if c.startswith("curl")]
+        assert len(curls) == 28, commands
+        person = citizens.demo_citizen()
+
+        dossier = json.loads(run(curls[0]).stdout)
+        assert dossier["TrangThaiHoSo"] == 2, dossier  # received: the hub verified the applicant
+        assert dossier["XacThucDanCu"]["KetQua"] is True
+
+        verified = json.loads(run(curls[1]).stdout)
+        assert verified["ket_qua"] is True
+
+        refused = json.loads(run(curls[2]).stdout)
+        assert refused["status"] == 403 and refused["type"].endswith("/purpose-required")
+
+        contradicting = json.loads(run(curls[3]).stdout)
+        assert contradicting["status"] == 422, contradicting
+        assert "ngay_sinh" in json.dumps(contradicting, ensure_ascii=False)
+
+        trail = json.loads(run(curls[4]).stdout)["items"]
+        exchanges = [r for r in trail if r["service"] == "dan-cu"]
+        assert len(exchanges) == 4  # the dossier system's call, the direct call, two refusals
+        assert {r["hub_status"] for r in exchanges} == {200, 403, 422}
+        assert all(person.so_dinh_danh not in json.dumps(r) for r in trail)
+        request_ids = {r["request_id"] for r in exchanges}
+        assert dossier["XacThucDanCu"]["MaYeuCau"] in request_ids
+
+        changes = json.loads(run(curls[5]).stdout)["items"]
+        assert changes and all(r["kind"] == "registry_change" for r in changes)
+
+        lgsp = [c for _, c in commands if re.match(r"^\S*lgsp ", c)]
+        exported = run(lgsp[0])
+        assert exported.returncode == 0, exported.stderr
+        manifest = yaml.safe_load(exported.stdout)
+        assert {s["name"] for s in manifest["services"]} == {"dan-cu", "ho-tich", "ho-so"}
+        assert "matkhau-demo" not in exported.stdout  # credentials are write-only
+
+        assert re.search(r" -f /\S+manifest\.yaml", lgsp[1]), lgsp[1]  # pastes from any directory
+        dry_run = run(lgsp[1])
+        assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
+        # The registry holds exactly the bundled manifest: nothing to create or change.
+        assert re.search(r"^0 create, 0 update, \d+ unchanged \(dry run", dry_run.stdout, re.M), (
+            dry_run.stdout
         )
 
-    curls = [c for _, c in commands if c.startswith("curl")]
-    assert len(curls) == 28, commands
-    person = citizens.demo_citizen()
-
-    dossier = json.loads(run(curls[0]).stdout)
-    assert dossier["TrangThaiHoSo"] == 2, dossier  # received: the hub verified the applicant
-    assert dossier["XacThucDanCu"]["KetQua"] is True
-
-    verified = json.loads(run(curls[1]).stdout)
-    assert verified["ket_qua"] is True
-
-    refused = json.loads(run(curls[2]).stdout)
-    assert refused["status"] == 403 and refused["type"].endswith("/purpose-required")
-
-    contradicting = json.loads(run(curls[3]).stdout)
-    assert contradicting["status"] == 422, contradicting
-    assert "ngay_sinh" in json.dumps(contradicting, ensure_ascii=False)
-
-    trail = json.loads(run(curls[4]).stdout)["items"]
-    exchanges = [r for r in trail if r["service"] == "dan-cu"]
-    assert len(exchanges) == 4  # the dossier system's call, the direct call, two refusals
-    assert {r["hub_status"] for r in exchanges} == {200, 403, 422}
-    assert all(person.so_dinh_danh not in json.dumps(r) for r in trail)
-    request_ids = {r["request_id"] for r in exchanges}
-    assert dossier["XacThucDanCu"]["MaYeuCau"] in request_ids
-
-    changes = json.loads(run(curls[5]).stdout)["items"]
-    assert changes and all(r["kind"] == "registry_change" for r in changes)
-
-    lgsp = [c for _, c in commands if re.match(r"^\S*lgsp ", c)]
-    exported = run(lgsp[0])
-    assert exported.returncode == 0, exported.stderr
-    manifest = yaml.safe_load(exported.stdout)
-    assert {s["name"] for s in manifest["services"]} == {"dan-cu", "ho-tich", "ho-so"}
-    assert "matkhau-demo" not in exported.stdout  # credentials are write-only
-
-    assert re.search(r" -f /\S+manifest\.yaml", lgsp[1]), lgsp[1]  # pastes from any directory
-    dry_run = run(lgsp[1])
-    assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
-    # The registry holds exactly the bundled manifest: nothing to create or change.
-    assert re.search(r"^0 create, 0 update, \d+ unchanged \(dry run", dry_run.stdout, re.M), (
-        dry_run.stdout
-    )
-
-    subjects = {s["subject"] for s in json.loads(run(curls[6]).stdout)}
-    assert {"dan-cu.cong-dan", "ho-so.trang-thai", "edxml.envelope"} <= subjects
-    breaks = run(lgsp[2])
-    assert breaks.returncode == 1, breaks.stdout + breaks.stderr
-    assert "REQUIRED_ATTRIBUTE_ADDED" in breaks.stdout and "counterexample" in breaks.stdout
-    forward = run(lgsp[3])
-    assert forward.returncode == 0, forward.stdout + forward.stderr
-    assert forward.stdout.startswith("COMPATIBLE")
+        subjects = {s["subject"] for s in json.loads(run(curls[6]).stdout)}
+        assert {"dan-cu.cong-dan", "ho-so.trang-thai", "edxml.envelope"} <= subjects
+        breaks = run(lgsp[2])
+        assert breaks.returncode == 1, breaks.stdout + breaks.stderr
+        assert "REQUIRED_ATTRIBUTE_ADDED" in breaks.stdout and "counterexample" in breaks.stdout
+        forward = run(lgsp[3])
+        assert forward.returncode == 0, forward.stdout + forward.stderr
+        assert forward.stdout.startswith("COMPATIBLE")
