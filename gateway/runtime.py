@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -20,6 +21,7 @@ from gateway.migrate import migrate
 from gateway.push import HttpPusher
 from gateway.settings import Settings
 from gateway.snapshot import Snapshot, connector_fingerprint, load
+from messaging import operations
 from messaging.broker import Broker
 from messaging.brokers import create_broker
 from messaging.delivery import DeliveryManager
@@ -58,6 +60,7 @@ class Runtime:
             engine=self.engine,
             bootstrap=settings.kafka_bootstrap,
             prefix=settings.kafka_topic_prefix,
+            on_created=self._topic_created,
         )
         self.leases = Leases(self.engine, holder=holder_name(), seconds=settings.lease_seconds)
         self.threads = Threads()
@@ -85,10 +88,12 @@ class Runtime:
             window=settings.delivery_window,
         )
         self._messaging = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._prepare_database)
         await self.reload()
         self._poller = asyncio.create_task(self._poll(), name="registry-poller")
@@ -206,6 +211,50 @@ class Runtime:
         """A receiver answered 410 Gone: disable its subscription (recorded), until resumed."""
         await asyncio.to_thread(self._disable, name, reason)
         # Not awaited: the reload stops the very worker that is calling here.
+        task = asyncio.create_task(self.reload())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    def _topic_created(self, topic: str) -> None:
+        """The broker had to create `topic` (called in a broker thread, before any record is
+        sent to it). If it existed before, its log was lost (a broker replaced, a topic
+        deleted) and starts again at offset 0: positions stored against the old log would skip
+        the new log's first messages. So every subscription of the topic that had moved
+        resumes at 0, like an operator's replay, recorded in the audit log."""
+        changed = False
+        with Session(self.engine) as session:
+            subs = session.exec(select(Subscription).where(Subscription.topic == topic)).all()
+            for sub in subs:
+                stored = operations.stored_positions(session=session, subscription=sub.name)
+                if not any(stored.values()):
+                    continue
+                old = sub.replay_generation
+                new = operations.set_positions(
+                    session=session, subscription=sub, offsets=dict.fromkeys(stored, 0)
+                )
+                details: dict[str, Any] = {
+                    f"positions.{p}": [o, 0] for p, o in sorted(stored.items())
+                }
+                details["replay_generation"] = [old, new]
+                details["reason"] = [None, f"the broker had lost topic {topic}"]
+                record_change(
+                    session,
+                    actor="hub",
+                    action="replay",
+                    object_type="subscription",
+                    object_key=sub.name,
+                    details=details,
+                )
+                changed = True
+            if changed:
+                revision.bump(session)
+                session.commit()
+        if changed:
+            log.warning("topic %s was created again: its subscriptions resume at 0", topic)
+            if self._loop is not None:  # stop the stale workers now, not at the next poll
+                self._loop.call_soon_threadsafe(self._reload_soon)
+
+    def _reload_soon(self) -> None:
         task = asyncio.create_task(self.reload())
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)

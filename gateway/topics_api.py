@@ -369,8 +369,10 @@ async def read_messages(
             remaining = deadline - time.monotonic()
             if messages or remaining <= 0:
                 break
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(signal.wait(), min(remaining, PULL_POLL_SECONDS))
+                async with asyncio.timeout(min(remaining, PULL_POLL_SECONDS)):
+                    await signal.wait()
     except Problem as problem:
         runtime = request.app.state.runtime
         await _recorded(runtime, rid, caller, name, problem.status, {}, problem.detail, started)

@@ -3,6 +3,7 @@ LGSP_KAFKA_TOPIC_PREFIX)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from sqlalchemy.engine import Engine
@@ -11,7 +12,12 @@ from messaging.broker import Broker
 
 
 def create_broker(
-    kind: Literal["database", "kafka"], *, engine: Engine, bootstrap: str | None, prefix: str
+    kind: Literal["database", "kafka"],
+    *,
+    engine: Engine,
+    bootstrap: str | None,
+    prefix: str,
+    on_created: Callable[[str], None] | None = None,
 ) -> Broker:
     """`database`: the log in the hub's own database (`engine`); `kafka`: the cluster at
     `bootstrap`, its topics named `<prefix><topic>`."""
@@ -20,7 +26,7 @@ def create_broker(
 
         if not bootstrap:
             raise ValueError("the kafka broker needs a bootstrap address (host:port)")
-        return KafkaBroker(bootstrap, prefix)
+        return KafkaBroker(bootstrap, prefix, on_created=on_created)
     if kind == "database":
         from messaging.database_broker import DatabaseBroker
 

@@ -352,8 +352,9 @@ class Worker:
                     await self._check_log(track)
                 # Wait in the event loop, not in a thread: for this process's relay, or a while
                 # (for messages another replica's relay appended).
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(signal.wait(), IDLE_POLL_SECONDS)
+                with contextlib.suppress(TimeoutError):  # not wait_for: see relay.py
+                    async with asyncio.timeout(IDLE_POLL_SECONDS):
+                        await signal.wait()
                 continue
             entry = self.entry()
             for message in batch:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +98,7 @@ class KafkaBroker:
         timeout_seconds: float = 10.0,
         replication_factor: int = 1,
         client_id: str = "lgsp-hub",
+        on_created: Callable[[str], None] | None = None,
     ) -> None:
         if timeout_seconds < 2:
             raise ValueError("timeout_seconds must be at least 2 s")
@@ -122,6 +123,9 @@ class KafkaBroker:
         self._idle: list[Any] = []  # consumers not in use
         self._topics: dict[str, _TopicSpec] = {}  # what ensure_topic was asked, to recreate
         self._closed = False
+        # Told when this process had to create a topic: a log lost with its broker (or
+        # deleted) starts again at offset 0, and stored positions are then stale.
+        self._on_created = on_created
 
     # ----------------------------------------------------------------------------- topics
 
@@ -161,6 +165,8 @@ class KafkaBroker:
             except KafkaError as error:
                 raise BrokerUnavailable(f"no metadata for topic {name}: {error!r}") from error
             if set(range(spec.partitions)) <= known:
+                if created and self._on_created is not None:
+                    self._on_created(topic)  # before any record is sent to the new log
                 return created
             if known and not created:
                 # Made elsewhere with fewer partitions: producing to the others would fail.
@@ -510,6 +516,7 @@ class KafkaBroker:
                     group_id=None,
                     enable_auto_commit=False,
                     auto_offset_reset="none",  # out of range is an answer, not a jump
+                    allow_auto_create_topics=False,  # the hub creates topics, with partitions
                     fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                 )
             except KafkaError as error:

@@ -94,8 +94,11 @@ class Relay:
                     await self.threads.run(self.retain)
                 if moved == 0:
                     self._wake.clear()
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation
+                    # that arrives as the wake-up completes, and stop() would wait forever.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+                        async with asyncio.timeout(IDLE_POLL_SECONDS):
+                            await self._wake.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker or the database is away: wait, then retry
