@@ -27,9 +27,7 @@ from gateway.runtime import Runtime
 from gateway.snapshot import CompiledRoute, GrantEntry, ServiceEntry
 from registry import keys
 from registry.types import ServiceStatus, pointer, resolve_pointer, utcnow
-from schemas.cache import Compiled
 from schemas.nesting import too_deep
-from schemas.validation import error_pointer, explain
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -221,18 +219,6 @@ def _too_deep(value: Any) -> bool:
     return too_deep(value, MAX_DEPTH)
 
 
-def _schema_errors(contract: Compiled, instance: Any, prefix: str) -> list[dict[str, str]]:
-    if contract.validator.is_valid(instance):  # the common case: no error objects built
-        return []
-    errors = []
-    for error in contract.validator.iter_errors(instance):
-        where = error_pointer(error, contract.schema)
-        errors.append({"pointer": prefix + where, "message": explain(error)})
-        if len(errors) >= MAX_ERRORS:
-            break
-    return errors
-
-
 def _contract_errors(validator: Any, instance: Any) -> list[dict[str, str]]:
     """Where the provider broke its contract, without echoing its (ungranted) values."""
     if validator.is_valid(instance):
@@ -410,9 +396,9 @@ class DataPlane:
         if route.params is not None:
             params: dict[str, Any] = dict(query)
             params.update(path_params)
-            errors += _schema_errors(route.params, params, "/params")
+            errors += route.params.errors(params, "/params", MAX_ERRORS)
         if route.request is not None:
-            errors += _schema_errors(route.request, body, "/body")
+            errors += route.request.errors(body, "/body", MAX_ERRORS)
         if errors:
             raise Problem(
                 422,

@@ -73,7 +73,7 @@ class Runtime:
             batch=settings.relay_batch,
             on_appended=lambda: self.delivery.appended(),
         )
-        self.pusher = HttpPusher()
+        self.pusher = HttpPusher(max_connections=settings.delivery_in_flight)
         self.delivery = DeliveryManager(
             engine=self.engine,
             broker=self.broker,

@@ -283,7 +283,6 @@ def _subscriptions(
             created_ms=int(as_utc(sub.created_at).timestamp() * 1000),  # type: ignore[union-attr]
             filter=sub.message_filter(),
             url=url,
-            connector=sub.connector,
             connector_headers=headers,
             secrets=tuple(decode_secret(s) for s in sub.secrets),
         )

@@ -32,7 +32,7 @@ from messaging import pull
 from messaging.entries import SubscriptionEntry
 from messaging.publish import check, store
 from registry.types import Delivery, SubscriptionStatus, utcnow
-from schemas.nesting import raw_too_deep
+from schemas.nesting import too_deep
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +107,19 @@ def _parse(raw: bytes, content_type: str) -> Any:
             "Unsupported media type",
             f"send the messages as application/json, not {media or 'untyped'}",
         )
-    if raw_too_deep(raw, MAX_DEPTH):
-        raise Problem(
-            400, "too-deep", "Document too deep", f"the body nests more than {MAX_DEPTH} levels"
-        )
     try:
-        return orjson.loads(raw)
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Problem(
             400, "malformed-json", "Malformed JSON", f"the body is not valid JSON: {exc}"
         ) from None
+    # Checked on the parsed document, as the data plane does (scanning the raw bytes cost
+    # 4 ms per 200-message batch); a document of n levels takes at least 2n bytes.
+    if len(raw) > 2 * MAX_DEPTH and too_deep(document, MAX_DEPTH):
+        raise Problem(
+            400, "too-deep", "Document too deep", f"the body nests more than {MAX_DEPTH} levels"
+        )
+    return document
 
 
 def _items(document: Any, max_batch: int) -> tuple[list[Any], bool]:

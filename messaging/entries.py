@@ -37,7 +37,6 @@ class SubscriptionEntry:
     created_ms: int  # delivery starts with messages accepted from then on
     filter: MessageFilter | None = None
     url: str | None = None  # push: the connector's base URL + the subscription's path
-    connector: str | None = None
     connector_headers: dict[str, str] = field(default_factory=dict)  # the connector's auth
     secrets: tuple[bytes, ...] = ()  # decoded signing keys, newest first
 

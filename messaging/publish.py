@@ -25,10 +25,10 @@ from messaging.broker import partition_for
 from messaging.entries import TopicEntry
 from messaging.models import Message
 from registry.types import resolve_pointer, utcnow
-from schemas.validation import error_pointer, explain
 
 MAX_ERRORS = 50
 MAX_IDEMPOTENCY_KEY = 200
+MAX_KEY = 500  # the key column's size
 
 
 @dataclass(slots=True)
@@ -91,7 +91,7 @@ def check(
         if idem is None and header_key is not None:
             idem = header_key if single else f"{header_key}:{index}"
         if idem is not None and (
-            not isinstance(idem, str) or not 0 < len(idem) <= MAX_IDEMPOTENCY_KEY
+            not isinstance(idem, str) or not 0 < len(idem) <= MAX_IDEMPOTENCY_KEY or "\x00" in idem
         ):
             refused.append(
                 Refusal(
@@ -100,7 +100,8 @@ def check(
                     [
                         {
                             "pointer": f"{at}/idempotency_key",
-                            "message": f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters",
+                            "message": f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} "
+                            "characters, without NUL",
                         }
                     ],
                 )
@@ -122,11 +123,11 @@ def check(
                 )
             )
             continue
-        errors = schema_errors(topic, value, f"{at}/value")
+        errors = topic.contract.errors(value, f"{at}/value", MAX_ERRORS)
         key: str | None = None
         if not errors and topic.key_pointer:
             found = resolve_pointer(value, topic.key_pointer)
-            if (isinstance(found, str) and found) or (
+            if (isinstance(found, str) and 0 < len(found) <= MAX_KEY and "\x00" not in found) or (
                 isinstance(found, int | float) and not isinstance(found, bool)
             ):
                 key = str(found)
@@ -134,8 +135,8 @@ def check(
                 errors = [
                     {
                         "pointer": f"{at}/value{topic.key_pointer}",
-                        "message": f"the key field of topic {topic.name} is missing or not "
-                        "a string or number",
+                        "message": f"the key field of topic {topic.name} is missing, or not "
+                        f"a number or a string of 1 to {MAX_KEY} characters without NUL",
                     }
                 ]
         if errors:
@@ -151,23 +152,6 @@ def check(
             )
         )
     return accepted, refused
-
-
-def schema_errors(topic: TopicEntry, value: Any, prefix: str) -> list[dict[str, str]]:
-    validator = topic.contract.validator
-    if validator.is_valid(value):
-        return []
-    errors = []
-    for error in validator.iter_errors(value):
-        errors.append(
-            {
-                "pointer": prefix + error_pointer(error, topic.contract.schema),
-                "message": explain(error),
-            }
-        )
-        if len(errors) >= MAX_ERRORS:
-            break
-    return errors
 
 
 def _earlier(

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from schemas.checks import expand
 from schemas.models import VersionState
 from schemas.store import Registered, resources_for
-from schemas.validation import compile_validator
+from schemas.validation import compile_validator, error_pointer, explain
 
 Validator = Any  # a compiled jsonschema_rs validator
 
@@ -28,6 +28,20 @@ class Compiled:
     validator: Validator
     schema: Any  # with every $ref inlined where possible (for schema-guided conversions)
     deprecated: bool  # the version's state when the snapshot was loaded
+
+    def errors(self, instance: Any, prefix: str = "", limit: int = 50) -> list[dict[str, str]]:
+        """`{pointer, message}` per violation (at most `limit`), pointers under `prefix`; the
+        common, valid case builds no error objects."""
+        if self.validator.is_valid(instance):
+            return []
+        found = []
+        for error in self.validator.iter_errors(instance):
+            found.append(
+                {"pointer": prefix + error_pointer(error, self.schema), "message": explain(error)}
+            )
+            if len(found) >= limit:
+                break
+        return found
 
 
 class ValidatorCache:

@@ -7,38 +7,19 @@ are verified with the Standard Webhooks reference library.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.conftest import RunningHub, start_hub
+from tests.conftest import RunningHub
 from tests.integration.conftest import audit_records
 from tests.integration.messaging.receiver import Channel, make_channel, running_receiver, wait_for
-from tests.kafka import running_broker
 
 
 @pytest.fixture(scope="module")
 def receiver_url() -> Iterator[str]:
     yield from running_receiver()
-
-
-@pytest.fixture(scope="module")
-def kafka_bootstrap() -> Iterator[str]:
-    with running_broker() as broker:
-        yield broker.bootstrap
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql", "kafka"])
-def mhub(
-    request: pytest.FixtureRequest, database_urls: Callable[[str], str]
-) -> Iterator[RunningHub]:
-    """A hub per broker: the embedded log on SQLite and on PostgreSQL, and Kafka (tansu)."""
-    if request.param == "kafka":
-        bootstrap = request.getfixturevalue("kafka_bootstrap")
-        yield from start_hub(database_urls("sqlite"), broker="kafka", kafka_bootstrap=bootstrap)
-    else:
-        yield from start_hub(database_urls(request.param))
 
 
 @pytest.fixture

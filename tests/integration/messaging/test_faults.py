@@ -352,24 +352,6 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def kafka_bootstrap() -> Iterator[str]:
-    with running_broker() as broker:
-        yield broker.bootstrap
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql", "kafka"])
-def mhub(
-    request: pytest.FixtureRequest, database_urls: Callable[[str], str]
-) -> Iterator[RunningHub]:
-    """A hub per broker: the embedded log on SQLite and on PostgreSQL, and Kafka (tansu)."""
-    if request.param == "kafka":
-        bootstrap = request.getfixturevalue("kafka_bootstrap")
-        yield from start_hub(database_urls("sqlite"), broker="kafka", kafka_bootstrap=bootstrap)
-    else:
-        yield from start_hub(database_urls(request.param))
-
-
 @pytest.fixture
 def new_channel() -> Iterator[Callable[..., Channel]]:
     """`make_channel`, its subscription deleted after the test: its delivery stops, and the

@@ -17,18 +17,11 @@ from kafka import KafkaConsumer
 
 from tests.conftest import RunningHub, start_hub
 from tests.integration.messaging.receiver import make_channel, running_receiver
-from tests.kafka import running_broker
 
 
 @pytest.fixture(scope="module")
-def bootstrap() -> Iterator[str]:
-    with running_broker() as broker:
-        yield broker.bootstrap
-
-
-@pytest.fixture(scope="module")
-def khub(bootstrap: str, database_urls: Callable[[str], str]) -> Iterator[RunningHub]:
-    yield from start_hub(database_urls("sqlite"), broker="kafka", kafka_bootstrap=bootstrap)
+def khub(kafka_bootstrap: str, database_urls: Callable[[str], str]) -> Iterator[RunningHub]:
+    yield from start_hub(database_urls("sqlite"), broker="kafka", kafka_bootstrap=kafka_bootstrap)
 
 
 def _read(bootstrap: str, topic: str, group: str, want: int, seconds: float) -> list[dict]:

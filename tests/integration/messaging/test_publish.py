@@ -104,6 +104,14 @@ def test_an_idempotency_key_makes_a_retry_a_no_op(channel: Channel) -> None:
         (b'{"something": 1}', 400, "malformed-batch"),
         (b'{"messages": [{"valeur": {}}]}', 400, "malformed-message"),
         (b'{"value": {"id": "' + b"x" * 600 + b'", "n": 1}}', 413, "message-too-large"),
+        (b'{"value": ' + b"[" * 100 + b"]" * 100 + b"}", 400, "too-deep"),
+        # PostgreSQL cannot store NUL in text: refused, not a 503 from the database.
+        (b'{"value": {"id": "a\\u0000b", "n": 1}}', 422, "schema-violation"),
+        (
+            b'{"messages": [{"value": {"id": "a", "n": 1}, "idempotency_key": "k\\u0000"}]}',
+            400,
+            "malformed-message",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_problem(
