@@ -9,7 +9,8 @@ COPY messaging messaging
 COPY connectors connectors
 COPY gateway gateway
 COPY simulators simulators
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 lgsp
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 lgsp \
+    && mkdir -p /var/lib/lgsp/archive && chown lgsp /var/lib/lgsp/archive
 USER lgsp
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/healthz')" || exit 1

@@ -94,7 +94,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        # The route's template, not the path: a path can hold a personal identifier.
+        route = getattr(request.scope.get("route"), "path", "an unmatched path")
+        log.exception("unexpected error on %s %s", request.method, route)
         return _problem_response(
             request,
             Problem(
@@ -126,11 +128,12 @@ def create_api(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_problem_handlers(app)
 
-    from gateway import admin, audit_api, confluent, health, topics_api
+    from gateway import admin, audit_api, audit_proofs_api, confluent, health, topics_api
 
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(audit_api.router)
+    app.include_router(audit_proofs_api.router)
     app.include_router(confluent.router)
     app.include_router(topics_api.router)
     return app

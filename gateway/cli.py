@@ -162,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("gen-key", help="print a new key for LGSP_BOOTSTRAP_ADMIN_KEY")
     gen.set_defaults(func=_gen_key)
+
+    audit = commands.add_parser(
+        "audit", help="verify the audit log, export evidence, answer data-subject requests"
+    )
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    from gateway import cli_audit_keys, cli_audit_reports, cli_audit_retention, cli_audit_verify
+
+    for module in (cli_audit_verify, cli_audit_reports, cli_audit_retention, cli_audit_keys):
+        module.add_commands(audit_commands)
     return parser
 
 

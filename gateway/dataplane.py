@@ -320,7 +320,12 @@ class DataPlane:
             exchange.error = exchange.error or problem.detail
             extra_headers = [(k.encode(), v.encode()) for k, v in problem.headers.items()]
         except Exception as exc:  # a defect: answer a problem, record it, never a bare 500
-            log.exception("data plane failure on %s %s", scope["method"], scope["path"])
+            # The route's template, not the path: a path can hold a personal identifier.
+            log.exception(
+                "data plane failure on %s (request %s)",
+                exchange.route or f"{scope['method']} an unmatched path",
+                request_id,
+            )
             failure = Problem(
                 500,
                 "internal-error",

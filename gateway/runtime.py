@@ -11,7 +11,10 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from audit import retention
 from audit.changes import record_change
+from audit.keys import default_key_file, load_signers
+from audit.log import AuditLog
 from audit.writer import AuditWriter
 from connectors.auth import build_auth
 from connectors.base import Connector
@@ -46,6 +49,19 @@ class Runtime:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
         self.writer = AuditWriter(self.engine, batch_max=settings.audit_batch_max)
+        self.audit_key_file = settings.audit_key_file or default_key_file(settings.database_url)
+        self.audit_log = AuditLog(
+            self.engine,
+            signers=load_signers(
+                self.audit_key_file,
+                name=settings.audit_origin,
+                generate=settings.environment == "development",
+            ),
+            origin=settings.audit_origin,
+            checkpoint_seconds=settings.audit_checkpoint_seconds,
+            retention_days=settings.audit_retention_days,
+            writer=self.writer,
+        )
         self.validators = ValidatorCache()
         self.snapshot = Snapshot(revision=-1)
         self._subject_key = settings.subject_hmac_key.encode()
@@ -89,12 +105,26 @@ class Runtime:
         )
         self._messaging = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._archiver: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._prepare_database)
+        await self.audit_log.start()
+        if self.settings.audit_retention_days is not None:
+            directory = self.settings.audit_archive_dir or retention.default_archive_dir(
+                self.settings.database_url, self.audit_key_file
+            )
+            self._archiver = asyncio.create_task(
+                retention.run_daily(
+                    self.engine,
+                    retention_days=self.settings.audit_retention_days,
+                    directory=directory,
+                ),
+                name="audit-archiver",
+            )
         await self.reload()
         self._poller = asyncio.create_task(self._poll(), name="registry-poller")
         self.relay.start()
@@ -102,6 +132,10 @@ class Runtime:
         await self.delivery.sync()
 
     async def stop(self) -> None:
+        if self._archiver is not None:
+            self._archiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._archiver
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -122,6 +156,7 @@ class Runtime:
         for _, connector in self._connectors.values():
             await connector.aclose()
         self._connectors.clear()
+        await self.audit_log.stop()  # a signed record that the log stopped, then the last pass
         await self.writer.aclose()
         self.engine.dispose()
 

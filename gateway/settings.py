@@ -31,6 +31,24 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     registry_poll_seconds: float = 0.5
     audit_batch_max: int = 512
+    # The audit log's Merkle tree: its name, its signing keys, how often it signs a checkpoint.
+    audit_origin: str = Field(
+        default="lgsp.laichau.gov.vn/audit",
+        pattern=r"^[A-Za-z0-9.\-/]{1,200}$",
+        description="The log's name in its checkpoints (C2SP origin line) and signing key",
+    )
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="Checkpoint-signing keys, newest first (lgsp audit keys generate); generated "
+        "beside the SQLite file or in ~/.local/state/lgsp in development when unset",
+    )
+    audit_checkpoint_seconds: float = Field(default=5.0, gt=0, le=10)
+    audit_retention_days: int | None = Field(
+        default=None, ge=1, description="Archive records older than this (None: keep them all)"
+    )
+    audit_archive_dir: Path | None = Field(
+        default=None, description="Where archive files go (default: beside the key file)"
+    )
     # Messaging: the embedded log in the database, or Kafka.
     broker: Literal["database", "kafka"] = "database"
     kafka_bootstrap: str | None = Field(
@@ -63,6 +81,15 @@ class Settings(BaseSettings):
     def _kafka_needs_bootstrap(self) -> Settings:
         if self.broker == "kafka" and not self.kafka_bootstrap:
             raise ValueError("LGSP_BROKER=kafka needs LGSP_KAFKA_BOOTSTRAP (host:port)")
+        return self
+
+    @model_validator(mode="after")
+    def _production_needs_a_key_file(self) -> Settings:
+        if self.environment != "development" and self.audit_key_file is None:
+            raise ValueError(
+                "LGSP_AUDIT_KEY_FILE must name the checkpoint-signing key file outside "
+                "development (create one with `lgsp audit keys generate --key-file PATH`)"
+            )
         return self
 
     @property

@@ -89,6 +89,8 @@ class RunningHub:
 
 def start_hub(database_url: str, **overrides: Any) -> Iterator[RunningHub]:
     admin_key = keys.issue_key(pepper="unused").key  # any well-formed key becomes the bootstrap key
+    if "audit_key_file" not in overrides:  # a key of its own, generated on start
+        overrides["audit_key_file"] = Path(tempfile.mkdtemp(prefix="lgsp-key-")) / "audit.key"
     settings = Settings(
         database_url=database_url,
         bootstrap_admin_key=admin_key,

@@ -193,7 +193,8 @@ def run_demo(
             )
         )
         urls = {name: f"http://{host}:{port}" for name, port in ports.items()}
-        _print_tour(hub_url, urls, manifest, admin, consumer_key, auditor_key, citizens)
+        audit = _audit_tour(hub_url, settings.database_url, data_dir, citizens)
+        _print_tour(hub_url, urls, manifest, admin, consumer_key, auditor_key, citizens, audit)
         stop.wait()
         print("\nstopping…", flush=True)
     return 0
@@ -315,6 +316,38 @@ curl -s "{hub}/audit/exchanges?message_id={last_message}" -H "X-API-Key: $AUDITO
 """
 
 
+def _audit_tour(hub: str, database_url: str, data_dir: Path, citizens: Any) -> str:
+    """The auditor's proofs: signed checkpoints, a data-subject report, an offline-verified
+    bundle, and the whole log checked against its checkpoints."""
+    from audit.keys import default_key_file, load_signers
+
+    signer = load_signers(default_key_file(database_url), name="", generate=False)[0]
+    person = citizens.demo_citizen()
+    lgsp = _lgsp()
+    bundle = (data_dir / "bang-chung.zip").absolute()
+    python = shlex.quote(sys.executable)
+    first_id = 'import json, sys; print(json.load(sys.stdin)["items"][0]["id"])'
+    report = (data_dir / "bao-cao.pdf").absolute()
+    return f"""
+# Auditor: the log is a Merkle tree (RFC 9162) whose checkpoints the hub signs (C2SP signed
+# notes, Ed25519) every few seconds. The keys, the latest checkpoint, one record's proof:
+curl -s {hub}/audit/keys -H "X-API-Key: $AUDITOR_KEY"
+curl -s {hub}/audit/checkpoints/latest -H "Accept: text/plain" -H "X-API-Key: $AUDITOR_KEY"
+RECORD=$(curl -s "{hub}/audit/exchanges?subject={person.so_dinh_danh}&limit=1" \\
+  -H "X-API-Key: $AUDITOR_KEY" | {python} -c '{first_id}')
+curl -s "{hub}/audit/proofs/inclusion?record=$RECORD" -H "X-API-Key: $AUDITOR_KEY"
+# The citizen's data-subject report: every access, each with its proof (JSON, CSV or PDF):
+{lgsp} audit subject {person.so_dinh_danh} --hub {hub} --key "$AUDITOR_KEY" --format pdf -o {report}
+# Evidence for another machine: the citizen's records, proofs, checkpoint and keys in one
+# bundle, then checked offline against the hub's public key (no database, no network):
+export LGSP_DATABASE_URL='{database_url}'
+{lgsp} audit export --subject {person.so_dinh_danh} -o {bundle}
+env -u LGSP_DATABASE_URL {lgsp} audit verify-bundle {bundle} --key '{signer.vkey}'
+# The whole log against every signed checkpoint (names the first altered record, if any):
+{lgsp} audit verify
+"""
+
+
 def _print_tour(
     hub: str,
     urls: dict[str, str],
@@ -323,6 +356,7 @@ def _print_tour(
     consumer: str,
     auditor: str,
     citizens: Any,
+    audit: str,
 ) -> None:
     dossier = urls["dossier"]
     person = citizens.demo_citizen()
@@ -394,5 +428,5 @@ export LGSP_KEY='{admin}'
 curl -s {hub}/admin/schemas -H "X-API-Key: $LGSP_KEY"
 {lgsp} schema check {candidate} --subject ho-so.trang-thai --hub {hub}
 {lgsp} schema check {candidate} --subject ho-so.trang-thai --hub {hub} --level FORWARD
-{_messaging_tour(hub, urls, citizens)}
+{_messaging_tour(hub, urls, citizens)}{audit}
 Ctrl-C stops everything.""")

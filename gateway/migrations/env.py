@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import audit.records  # noqa: F401 - registers its tables on the metadata
+import audit.models  # registers its tables on the metadata (as do the imports below)
+import audit.records  # noqa: F401
 import messaging.models  # noqa: F401
 import registry.models  # noqa: F401
 

@@ -137,7 +137,7 @@ def test_the_printed_tour_works(tmp_path: Path):
             )
 
         curls = [c for _, c in commands if c.startswith("curl")]
-        assert len(curls) == 28, commands
+        assert len(curls) == 31, commands
         person = citizens.demo_citizen()
 
         dossier = json.loads(run(curls[0]).stdout)
@@ -188,3 +188,24 @@ def test_the_printed_tour_works(tmp_path: Path):
         forward = run(lgsp[3])
         assert forward.returncode == 0, forward.stdout + forward.stderr
         assert forward.stdout.startswith("COMPATIBLE")
+
+        # The auditor's proofs, the tour's last block: keys, a signed checkpoint, one record's
+        # inclusion proof, the citizen's report as PDF, a bundle verified offline, the whole log.
+        start = next(i for i, (_, c) in enumerate(commands) if "/audit/keys" in c)
+        keys, note, record, proof, report, export, offline, whole = (c for _, c in commands[start:])
+        [key] = json.loads(run(keys).stdout)["keys"]
+        deadline = time.monotonic() + 30
+        while True:  # a checkpoint covers the citizen's records within seconds
+            answer = json.loads(run(f"{record}\n{proof}").stdout)
+            if "proof" in answer or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert answer["leaf_index"] >= 0 and answer["checkpoint"]["key_id"] == key["key_id"]
+        signed = run(note).stdout
+        assert signed.startswith("lgsp.laichau.gov.vn/audit\n") and "\n— " in signed, signed
+        for command in (report, export, offline, whole):
+            done = run(command)
+            assert done.returncode == 0, (command, done.stdout, done.stderr)
+        pdf = Path(re.search(r"-o (\S+\.pdf)", report)[1])  # type: ignore[index]
+        assert pdf.read_bytes().startswith(b"%PDF")
+        assert key["vkey"] in offline

@@ -65,5 +65,8 @@ def test_settings_refuse_default_secrets_outside_development():
         Settings(environment="production", subject_hmac_key="s" * 40)
     with pytest.raises(ValueError, match="LGSP_SUBJECT_HMAC_KEY"):
         Settings(environment="production", key_pepper="k" * 40, subject_hmac_key="short")
-    ok = Settings(environment="production", key_pepper="k" * 40, subject_hmac_key="s" * 40)
+    strong = {"key_pepper": "k" * 40, "subject_hmac_key": "s" * 40}
+    with pytest.raises(ValueError, match="LGSP_AUDIT_KEY_FILE"):
+        Settings(environment="production", **strong)
+    ok = Settings(environment="production", audit_key_file="/etc/lgsp/audit.key", **strong)
     assert ok.environment == "production"

@@ -14,6 +14,7 @@ SECRETS = {
     "LGSP_KEY_PEPPER": "k" * 40,
     "LGSP_SUBJECT_HMAC_KEY": "s" * 40,
     "LGSP_BOOTSTRAP_ADMIN_KEY": "lgsp_abcdefghijkl." + "x" * 43,
+    "LGSP_AUDIT_KEY_PATH": "/etc/lgsp/audit-signing.key",
 }
 
 
