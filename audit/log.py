@@ -26,6 +26,8 @@ import contextlib
 import fcntl
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -122,7 +124,7 @@ class AuditLog:
         events = await asyncio.to_thread(self._startup_events)
         for event in events:
             await self._record(event)
-        await asyncio.to_thread(self.integrate, force_checkpoint=True)
+        await asyncio.to_thread(self._fold_all)
         self._task = asyncio.create_task(self._run(), name="audit-integrator")
 
     async def stop(self, reason: str = "shutdown") -> None:
@@ -134,14 +136,22 @@ class AuditLog:
                 await self._task
             self._task = None
         with contextlib.suppress(Exception):
-            await self._record({"action": "stop", "details": {"reason": reason}})
-        for _ in range(3):  # other processes may hold the turn; make sure ours is covered
+            process = f"{socket.gethostname()}:{os.getpid()}"
+            await self._record(
+                {"action": "stop", "details": {"reason": reason, "process": process}}
+            )
+        for _ in range(3):
             try:
-                await asyncio.to_thread(self.integrate, force_checkpoint=True)
+                await asyncio.to_thread(self._fold_all)
                 break
             except Exception as exc:  # the database may be going away too
                 log.error("final audit integration failed: %s", exc)
                 await asyncio.sleep(0.2)
+
+    def _fold_all(self) -> None:
+        """Integrate everything committed so far and sign a checkpoint covering it."""
+        while self.integrate(force_checkpoint=True).leaves >= PASS_LIMIT:
+            pass
 
     async def _run(self) -> None:
         failures = 0
@@ -233,7 +243,10 @@ class AuditLog:
             ).scalar()
         resume = self.check_resume()
         config = self.config.as_details()
-        events.append({"action": "start", "details": {"config": config, "resume": resume}})
+        process = f"{socket.gethostname()}:{os.getpid()}"
+        events.append(
+            {"action": "start", "details": {"config": config, "resume": resume, "process": process}}
+        )
         if not resume["consistent"]:
             log.critical("the stored audit tree does not match its last checkpoint: %s", resume)
             events.append({"action": "inconsistent", "details": resume})

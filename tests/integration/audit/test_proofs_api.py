@@ -127,3 +127,14 @@ def test_bad_questions_get_problems_not_errors(hub):
         assert admin.get("/audit/checkpoints/latest").status_code == 403
     with hub.client() as anonymous:
         assert anonymous.get("/audit/keys").status_code == 401
+
+
+def test_readiness_shows_how_far_the_signed_log_follows_the_tree(hub, make_world, upstream):
+    world = _world(make_world, upstream)
+    world.call("GET", "/cong-dan/012090003333")
+    with hub.client(auditor_key(hub)) as auditor:
+        latest = _wait_for_checkpoint(auditor, 1)
+    with hub.client() as anyone:
+        audit = anyone.get("/readyz").json()["audit"]
+    assert audit["checkpoint_size"] >= latest["size"] and audit["tree_size"] >= latest["size"]
+    assert audit["checkpoint_time"].endswith("Z") or audit["checkpoint_time"].endswith("+00:00")
