@@ -283,3 +283,32 @@ def test_a_rotated_key_is_handed_over_in_a_checkpoint_both_keys_sign(engine, key
     assert open_note(last, [Verifier.from_vkey(new.vkey)])[1] == [new.key_id]
     with pytest.raises(UnknownKey):
         open_note(last, [Verifier.from_vkey(old.vkey)])
+
+
+def test_replicas_starting_together_on_a_new_database_add_the_key_once(engine, key_file):
+    """`lgsp serve --workers 2` on a fresh database: both start, one `key-added` record."""
+    load_signers(key_file, name=ORIGIN, generate=True)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def replica() -> None:
+        async def run() -> None:
+            audit_log = _log(engine, key_file)
+            barrier.wait()
+            await audit_log.start()
+            await audit_log.stop()
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replica) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    actions = [action for action, _ in _audit_events(engine)]
+    assert actions.count("key-added") == 1
+    assert actions.count("start") == 2 and actions.count("stop") == 2
