@@ -6,6 +6,8 @@ Records are append-only: no interface updates or deletes them, and the database 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 import time
 from datetime import datetime
@@ -24,6 +26,13 @@ class RecordKind(StrEnum):
     PUBLISH = "publish"  # a producer's POST /topics/{topic}/messages
     DELIVERY = "delivery"  # one attempt to hand a message to a subscription (push or pull)
     AUDIT = "audit"  # the log's own events: started, stopped, reconfigured, keys, archives
+
+
+def subject_hash(key: str | bytes, identifier: str) -> str:
+    """The keyed hash under which a data subject appears in the log: HMAC-SHA256 (hex) of the
+    trimmed identifier under the hub's subject key (LGSP_SUBJECT_HMAC_KEY)."""
+    secret = key.encode() if isinstance(key, str) else key
+    return hmac.new(secret, identifier.strip().encode(), hashlib.sha256).hexdigest()
 
 
 def new_record_id() -> str:

@@ -2,9 +2,9 @@
 
 A request hands its record to the writer and awaits the commit. The writer gathers every record
 handed over in the same turn of the event loop (up to a batch limit), inserts them with one
-multi-row INSERT (a COPY on PostgreSQL) through the raw database connection and commits once, then wakes all their
-requests. Under load the flush is shared by the whole batch, and the answer still leaves only
-after its record is durable.
+multi-row INSERT (a COPY on PostgreSQL) through the raw database connection and commits once,
+then wakes all their requests. Under load the flush is shared by the whole batch, and the
+answer still leaves only after its record is durable.
 
 Measured choices (bench/):
 - the raw DBAPI cursor and one statement per batch (on PostgreSQL a COPY): the ORM's per-row

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import hashlib
-import hmac
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -95,13 +93,9 @@ def _archive(args: argparse.Namespace) -> int:
     return 0
 
 
-def subject_hash(key: str, identifier: str) -> str:
-    """The subject's keyed hash, as the hub computes it (gateway/runtime.py)."""
-    return hmac.new(key.encode(), identifier.strip().encode(), hashlib.sha256).hexdigest()
-
-
 def _erase(args: argparse.Namespace) -> int:
     from audit.erasure import ErasureError, erase
+    from audit.records import subject_hash as keyed
     from gateway.db import make_engine
     from gateway.settings import Settings
 
@@ -112,7 +106,7 @@ def _erase(args: argparse.Namespace) -> int:
         result = erase(
             engine,
             identifier=args.identifier,
-            subject_hash=subject_hash(settings.subject_hmac_key, args.identifier),
+            subject_hash=keyed(settings.subject_hmac_key, args.identifier),
             actor=actor[:63],
             reason=args.reason,
             vacuum=args.vacuum,

@@ -10,14 +10,11 @@ Exit codes of `verify-bundle`: 0 valid; 2 malformed; 3 signature or key; 4 inclu
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 VERIFY_EPILOG = (
     "exit codes: 0 verified, 1 could not run, 10 modified, 11 deleted, 12 inserted, "
@@ -91,12 +88,6 @@ def _verify(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def _subject_hash(settings: Any, identifier: str) -> str:
-    """As the hub hashes it (gateway/runtime.py): HMAC-SHA256 of the trimmed identifier."""
-    key = str(settings.subject_hmac_key).encode()
-    return hmac.new(key, identifier.strip().encode(), hashlib.sha256).hexdigest()
-
-
 def _moment(value: str) -> datetime:
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -116,7 +107,9 @@ def _export(args: argparse.Namespace) -> int:
         kind = RecordKind(args.kind) if args.kind else None
     except ValueError as exc:
         return _fail("export", str(exc))
-    subject_hash = _subject_hash(settings, args.subject) if args.subject else None
+    from audit.records import subject_hash as keyed
+
+    subject_hash = keyed(settings.subject_hmac_key, args.subject) if args.subject else None
     where = ExchangeFilter(
         kind=kind,
         consumer=args.consumer,

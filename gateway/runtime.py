@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 from typing import Any
 
@@ -15,6 +13,7 @@ from audit import retention
 from audit.changes import record_change
 from audit.keys import default_key_file, load_signers
 from audit.log import AuditLog
+from audit.records import subject_hash
 from audit.writer import AuditWriter
 from connectors.auth import build_auth
 from connectors.base import Connector
@@ -285,6 +284,9 @@ class Runtime:
                 revision.bump(session)
                 session.commit()
         if changed:
+            # Before returning (and so before any record reaches the new log): workers still
+            # at the old positions must not push what they read there.
+            self.delivery.log_replaced(topic)
             log.warning("topic %s was created again: its subscriptions resume at 0", topic)
             if self._loop is not None:  # stop the stale workers now, not at the next poll
                 self._loop.call_soon_threadsafe(self._reload_soon)
@@ -318,8 +320,7 @@ class Runtime:
 
     def subject_hash(self, identifier: str) -> str:
         """The keyed hash under which a data subject appears in the audit log."""
-        normalised = identifier.strip()
-        return hmac.new(self._subject_key, normalised.encode(), hashlib.sha256).hexdigest()
+        return subject_hash(self._subject_key, identifier)
 
 
 def _static_headers(row: ConnectorRow) -> dict[str, str]:

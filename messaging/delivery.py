@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
@@ -120,6 +121,10 @@ class Attempts:
     reason: str = ""
 
 
+class LogReplaced(Exception):
+    """The broker lost the topic's log and started a new one: the worker starts over."""
+
+
 class Track:
     """One partition of a subscription: what was read ahead and what is finished."""
 
@@ -181,6 +186,21 @@ class DeliveryManager:
         self.rng = random.Random()
         self.delivered = 0  # observability and tests
         self.dead_lettered = 0
+        # How many times each topic's log was replaced (a broker that lost it): set from the
+        # broker's thread before any record reaches the new log, read by the workers.
+        self._log_epochs: dict[str, int] = {}
+        self._epochs_lock = threading.Lock()
+
+    def log_replaced(self, topic: str) -> None:
+        """The broker created `topic` again and its subscriptions' stored positions were
+        reset: a worker still reading at its old positions must not push what it reads next
+        (the new log's offsets mean other messages). Called before any record is sent there."""
+        with self._epochs_lock:
+            self._log_epochs[topic] = self._log_epochs.get(topic, 0) + 1
+
+    def log_epoch(self, topic: str) -> int:
+        with self._epochs_lock:
+            return self._log_epochs.get(topic, 0)
 
     def appended(self) -> None:
         """The relay of this process handed messages to the broker: readers look at once."""
@@ -222,6 +242,7 @@ class Worker:
         self.name = entry.name
         self.topic = entry.topic
         self.generation = entry.generation
+        self.epoch = 0  # the topic's log epoch its positions were loaded in
         self.lease = f"deliver:{entry.name}"
         self.tracks: list[Track] = []
         self.recent: OrderedDict[str, None] = OrderedDict()
@@ -266,6 +287,7 @@ class Worker:
         await self.m.threads.run(
             self.m.broker.ensure_topic, entry.topic, entry.partitions, retention_ms
         )
+        self.epoch = self.m.log_epoch(entry.topic)  # before the positions it goes with
         start = await self.m.threads.run(positions.starting, self.m.engine, self.m.broker, entry)
         await self.m.threads.run(self._unclaim_all)
         self.tracks = [Track(p, start[p]) for p in range(entry.partitions)]
@@ -337,6 +359,10 @@ class Worker:
                 max_records=min(room, 500),
                 wait_seconds=0,
             )
+            if batch and self.m.log_epoch(self.topic) != self.epoch:
+                # The log was replaced since these positions were loaded: start again from
+                # the stored ones (reset to the new log's start), pushing nothing read here.
+                raise LogReplaced(f"the log of {self.topic} was replaced")
             if track.last_id is not None:
                 if batch and batch[0].offset == start and batch[0].message_id == track.last_id:
                     batch = batch[1:]

@@ -240,7 +240,7 @@ class KafkaBroker:
         for attempt in range(1, PRODUCE_ATTEMPTS + 1):
             if not pending:
                 return
-            failed, error = self._send(pending, deadline)
+            failed, error = self._send(pending, deadline, careful=recreated)
             try:
                 missing = self._missing({message.topic for message in pending}, deadline)
             except BrokerUnavailable as unavailable:
@@ -287,9 +287,22 @@ class KafkaBroker:
         return ids
 
     def _send(
-        self, batch: Sequence[Outgoing], deadline: float
+        self, batch: Sequence[Outgoing], deadline: float, *, careful: set[str] | None = None
     ) -> tuple[list[Outgoing], KafkaError | None]:
-        """The messages that were not acknowledged, with the first error."""
+        """The messages that were not acknowledged, with the first error.
+
+        Messages of `careful` topics (created again in this call) go one at a time: tansu may
+        refuse a topic's first records and store the next ones, and those stored after a
+        refused one would come before it once it is sent again. One at a time, a refusal
+        stops its partition, and everything behind it is sent again in order.
+        """
+        if careful:
+            slow = [m for m in batch if m.topic in careful]
+            if slow:
+                rest = [m for m in batch if m.topic not in careful]
+                fast_failed, fast_error = self._send(rest, deadline) if rest else ([], None)
+                slow_failed, slow_error = self._send_in_order(slow, deadline)
+                return fast_failed + slow_failed, fast_error or slow_error
         producer = self._producer_client()
         futures = []
         error: KafkaError | None = None
@@ -329,6 +342,24 @@ class KafkaBroker:
             self._drop_producer(producer)
         return failed, error
 
+    def _send_in_order(
+        self, batch: Sequence[Outgoing], deadline: float
+    ) -> tuple[list[Outgoing], KafkaError | None]:
+        """Each message acknowledged before the next of its partition is sent."""
+        failed: list[Outgoing] = []
+        error: KafkaError | None = None
+        stopped: set[tuple[str, int]] = set()
+        for message in batch:
+            if (message.topic, message.partition) in stopped:
+                failed.append(message)
+                continue
+            one, refused = self._send([message], deadline)
+            if one:
+                failed += one
+                error = error or refused
+                stopped.add((message.topic, message.partition))
+        return failed, error
+
     def _producer_client(self) -> Any:
         with self._lock:
             if self._closed:
@@ -361,11 +392,22 @@ class KafkaBroker:
         }
 
     def _drop_producer(self, producer: Any) -> None:
-        """Forget the producer; it is closed in the background once its sends have expired
-        (closing at once would block on them, or leave its sender thread running)."""
+        """Forget the producer and stop its sends at once; it is closed in the background.
+
+        Its unacknowledged batches must never reach the broker later: the caller sends the
+        same messages again through a new producer, and a batch the old one retried into a
+        broker that came back would land among them, out of order (seen after a 12 s outage
+        with a replaced broker). kafka-python's close() flushes first, waiting for those very
+        batches, so the sender is force-closed (pending batches aborted, nothing more sent)
+        and its thread awaited before the caller goes on.
+        """
         with self._lock:
             if self._producer is producer:
                 self._producer = None
+        sender = getattr(producer, "_sender", None)  # kafka-python 2.x; no public way to abort
+        if sender is not None:
+            sender.force_close()
+            sender.join(STALL_SECONDS)
         threading.Thread(
             target=_close_quietly,
             args=(producer, self.timeout_seconds),
