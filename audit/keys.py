@@ -39,7 +39,7 @@ def load_signers(path: Path, *, name: str, generate: bool) -> list[Signer]:
                 f"no audit signing key at {path}: create one with `lgsp audit keys generate "
                 f"--key-file {path}` and set LGSP_AUDIT_KEY_FILE"
             )
-        write_signers(path, [Signer.generate(key_name(name))])
+        write_signers(path, [Signer.generate(name)])
     try:
         lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
         signers = [Signer.from_skey(line) for line in lines]
@@ -53,7 +53,7 @@ def load_signers(path: Path, *, name: str, generate: bool) -> list[Signer]:
 def rotate(path: Path, *, name: str, keep: int = 1) -> Signer:
     """Put a new key first in `path`, keeping `keep` previous keys for the handover."""
     old = load_signers(path, name=name, generate=False)
-    new = Signer.generate(key_name(name))
+    new = Signer.generate(name)
     write_signers(path, [new, *old[:keep]])
     return new
 
@@ -67,8 +67,3 @@ def write_signers(path: Path, signers: list[Signer]) -> None:
         out.flush()
         os.fsync(out.fileno())
     temporary.replace(path)
-
-
-def key_name(origin: str) -> str:
-    """Key names are the log's origin: C2SP checkpoints are signed by a key named like the log."""
-    return origin

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,10 +38,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from audit import merkle
 from audit.canonical import leaf_hash
+from audit.locks import exclusive
 from audit.notes import Checkpoint, Signer, sign_note
 from audit.records import ExchangeRecord, RecordKind, new_record_id
 from audit.tree import TreeStore, pack_seqs, read_state, read_tile, unpack_seqs
-from audit.writer import AuditWriter, lock_path, writers_turn
+from audit.writer import AuditWriter, writers_turn
 from registry.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -294,7 +294,9 @@ class AuditLog:
         # One integrating process at a time, decided before the reading and hashing: the others
         # skip the pass rather than hash the same records for nothing. A forced pass (start,
         # stop) waits for its turn: its checkpoint must cover this process's last records.
-        with self._integrator_turn(wait=force_checkpoint) as mine:
+        with exclusive(
+            self.engine, "audit-integrate", INTEGRATOR_LOCK, wait=force_checkpoint
+        ) as mine:
             if not mine:
                 return PassResult()
             return self._pass(moment, force_checkpoint)
@@ -332,43 +334,6 @@ class AuditLog:
                 )
             result.checkpoint = self._checkpoint_if_due(connection, moment, force_checkpoint)
         return result
-
-    @contextlib.contextmanager
-    def _integrator_turn(self, *, wait: bool) -> Iterator[bool]:
-        """SQLite: a lock file beside the database; PostgreSQL: a session advisory lock."""
-        path = lock_path(self.engine)
-        if path is not None:
-            with open(path.replace(".audit-lock", ".audit-integrate-lock"), "a+b") as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    yield False
-                    return
-                try:
-                    yield True
-                finally:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
-            return
-        if self.engine.dialect.name != "postgresql":
-            yield True
-            return
-        with self.engine.connect() as connection:
-            take = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-            got = connection.execute(text(f"SELECT {take}(:k)"), {"k": INTEGRATOR_LOCK}).scalar()
-            connection.commit()
-            if got is False:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                try:
-                    connection.execute(
-                        text("SELECT pg_advisory_unlock(:k)"), {"k": INTEGRATOR_LOCK}
-                    )
-                    connection.commit()
-                except Exception:  # a broken connection: dropping it releases the lock
-                    connection.invalidate()
 
     def _due(
         self,
@@ -463,13 +428,12 @@ class AuditLog:
         connection.execute(
             text(
                 "UPDATE audit_tree SET size = :size, last_seq = :last_seq, frontier = :frontier, "
-                "root = :root, updated_at = :now WHERE id = 1"
+                "updated_at = :now WHERE id = 1"
             ),
             {
                 "size": frontier.size,
                 "last_seq": max([last_seq, *(seq for seq, _ in hashed)]),
                 "frontier": frontier.to_bytes(),
-                "root": frontier.root(),
                 "now": datetime.fromtimestamp(moment, UTC),
             },
         )

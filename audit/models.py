@@ -26,8 +26,8 @@ class AuditTree(SQLModel, table=True):
     # out sequence values before the transactions that took them commit): [[low, high, since]].
     last_seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     gaps: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The roots of the tree's perfect subtrees, largest first: the root derives from them.
     frontier: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
-    root: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
 
 

@@ -226,6 +226,14 @@ def sign_note(body: str, signers: Iterable[Signer]) -> str:
     return body + "\n" + "".join(signer.signature_line(body) for signer in signers)
 
 
+def note_body(text: str) -> str:
+    """The signed text of a note: everything before the blank line (its final newline kept)."""
+    split = text.rfind("\n\n")
+    if split < 0:
+        raise MalformedNote("no blank line before the signatures")
+    return text[: split + 1]
+
+
 def open_note(text: str | bytes, verifiers: Iterable[Verifier]) -> tuple[str, list[str]]:
     """The note's text and the key IDs of the trusted keys that signed it, in note order.
 
@@ -239,10 +247,8 @@ def open_note(text: str | bytes, verifiers: Iterable[Verifier]) -> tuple[str, li
         except UnicodeDecodeError:
             raise MalformedNote("a note is valid UTF-8") from None
     _check_text(text)
-    split = text.rfind("\n\n")
-    if split < 0:
-        raise MalformedNote("no blank line before the signatures")
-    body, block = text[: split + 1], text[split + 2 :]
+    body = note_body(text)
+    block = text[len(body) + 1 :]
     if not block.endswith("\n"):
         raise MalformedNote("the signatures end with a newline")
     known: dict[tuple[str, int], Verifier] = {}

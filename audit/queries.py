@@ -35,6 +35,7 @@ INDEX_NOTES = (
     "(suggested: ix_exchange_trace_id (trace_id), ix_exchange_grant_time (grant_id, time))"
 )
 
+BIGINT_MAX = 2**63 - 1  # seq is BIGINT on PostgreSQL: a cursor beyond it would overflow
 EXPORT_PAGE = 1000  # rows read per query while streaming an export
 
 S = TypeVar("S", bound=SelectBase[*tuple[Any, ...]])
@@ -52,11 +53,14 @@ def decode_cursor(cursor: str, prefix: str = "s") -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         found, value = raw.split(":", 1)
-        if found != prefix:
+        if found != prefix or not value.isascii() or not value.isdigit():
             raise ValueError
-        return int(value)
+        seq = int(value)
+        if seq > BIGINT_MAX:
+            raise ValueError
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadCursor("the cursor is not one this API returned") from None
+    return seq
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, text
 from sqlmodel import Field, SQLModel
 
 from registry.types import utcnow
@@ -101,6 +101,15 @@ class ExchangeRecord(ExchangeRecordBase, table=True):
         Index("ix_exchange_consumer_seq", "consumer", "seq"),
         Index("ix_exchange_service_seq", "service", "seq"),
         Index("ix_exchange_trace", "trace_id"),
+        # The log's own events (start, key-added, archive...), found without scanning the log;
+        # partial, so the records of every call do not pay for it.
+        Index(
+            "ix_exchange_audit_events",
+            "action",
+            "seq",
+            postgresql_where=text("kind = 'audit'"),
+            sqlite_where=text("kind = 'audit'"),
+        ),
     )
     seq: int | None = Field(
         default=None,

@@ -32,7 +32,7 @@ from audit import proofs
 from audit.canonical import COLUMNS, format_time, leaf_hash, record_document
 from audit.models import AuditArchive, AuditKey
 from audit.proofs import StoredCheckpoint
-from audit.queries import ExchangeFilter, narrow
+from audit.queries import BIGINT_MAX, ExchangeFilter, narrow
 from audit.records import ExchangeRecord
 from registry.models import Agency, Consumer
 
@@ -250,11 +250,14 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, size, seq = raw.split(":")
-        if prefix != "r":
+        if prefix != "r" or not all(v.isascii() and v.isdigit() for v in (size, seq)):
             raise ValueError
-        return int(size), int(seq)
+        found = int(size), int(seq)
+        if max(found) > BIGINT_MAX:  # sizes and seqs are BIGINT on PostgreSQL
+            raise ValueError
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadReportCursor("the cursor is not one this API returned") from None
+    return found
 
 
 def header(

@@ -32,11 +32,10 @@ second caller returns at once with nothing done.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +47,7 @@ from sqlalchemy.engine import Engine
 from audit.bundle import BundleWriter, iso_utc, partial_path, sha256_file, verify_bundle
 from audit.canonical import leaf_bytes
 from audit.keys import default_key_file
+from audit.locks import exclusive
 from audit.merkle import (
     TILE_HEIGHT,
     NodeSource,
@@ -57,9 +57,10 @@ from audit.merkle import (
     root_at,
 )
 from audit.models import AuditArchive, AuditCheckpoint
-from audit.notes import Checkpoint
+from audit.notes import Checkpoint, note_body
 from audit.records import ExchangeRecord, RecordKind, new_record_id
 from audit.tree import TreeStore
+from audit.verify import records_by_seq
 from audit.writer import writers_turn
 from registry.types import utcnow
 
@@ -195,7 +196,7 @@ def _archive_one(
             return None
         end = min(checkpoint.size, start + max_records)
         seqs = store.seqs(start, end)
-        rows = _rows(connection, seqs)
+        rows = records_by_seq(connection, seqs)
         ordered = text("SELECT vkey FROM audit_key ORDER BY created_at, key_id")
         vkeys = [str(row[0]) for row in connection.execute(ordered).all()]
     # A contiguous range: it ends at the first record that is not old enough.
@@ -276,16 +277,6 @@ def _latest_checkpoint(connection: Connection) -> _Checkpoint | None:
     )
 
 
-def _rows(connection: Connection, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """The records with these seqs, by seq, as the database holds them."""
-    found: dict[int, dict[str, Any]] = {}
-    for i in range(0, len(seqs), _DELETE_CHUNK):
-        chunk = seqs[i : i + _DELETE_CHUNK]
-        for row in connection.execute(select(_records).where(_records.c.seq.in_(chunk))):
-            found[int(row.seq)] = dict(row._mapping)
-    return found
-
-
 # --- the file -----------------------------------------------------------------------------------
 
 
@@ -304,8 +295,7 @@ def _write_file(
     The layout is audit/bundle.py's (format lgsp-audit-bundle/1, its BundleWriter): records.ndjson
     holds each record's leaf bytes, in leaf order; proofs.ndjson the proof of the same line.
     """
-    body = checkpoint.note[: checkpoint.note.rfind("\n\n") + 1]
-    origin = Checkpoint.parse(body).origin
+    origin = Checkpoint.parse(note_body(checkpoint.note)).origin
     seqs = [int(r["seq"]) for r in rows]
     description = {
         "archive": {
@@ -413,35 +403,6 @@ def _commit(engine: Engine, result: ArchiveResult, seqs: Sequence[int], actor: s
         connection.commit()
 
 
-@contextlib.contextmanager
-def _exclusive(engine: Engine) -> Iterator[bool]:
+def _exclusive(engine: Engine) -> AbstractContextManager[bool]:
     """Whether this process got to archive (False: another one is at it)."""
-    database = engine.url.database
-    if engine.dialect.name == "sqlite":
-        if not database or database == ":memory:":
-            yield True
-            return
-        with open(f"{database}.archive-lock", "a+b") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-        return
-    with engine.connect() as connection:
-        got = bool(
-            connection.execute(
-                text("SELECT pg_try_advisory_lock(:k)"), {"k": ARCHIVE_LOCK}
-            ).scalar_one()
-        )
-        connection.commit()
-        try:
-            yield got
-        finally:
-            if got:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ARCHIVE_LOCK})
-                connection.commit()
+    return exclusive(engine, "archive", ARCHIVE_LOCK, wait=False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bisect
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,34 +71,24 @@ class TreeStore:
         return [h for _, h in self.leaves(start, end)]
 
     def leaves(self, start: int, end: int) -> list[tuple[int, bytes]]:
-        """(seq, leaf hash) of each leaf in [start, end), read a tile at a time."""
-        out: list[tuple[int, bytes]] = []
+        """(seq, leaf hash) of each leaf in [start, end) that its tile holds."""
         if end <= start:
-            return out
-        first, last = start // merkle.TILE_WIDTH, (end - 1) // merkle.TILE_WIDTH
+            return []
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT idx, hashes, seqs FROM audit_tile WHERE level = 0 "
-                    "AND idx BETWEEN :first AND :last ORDER BY idx"
-                ),
-                {"first": first, "last": last},
-            ).all()
-        for row in rows:
-            base = int(row.idx) * merkle.TILE_WIDTH
-            numbers = unpack_seqs(bytes(row.seqs or b""))
-            data = bytes(row.hashes)
-            for offset, seq in enumerate(numbers):
-                leaf = base + offset
-                if start <= leaf < end:
-                    h = data[offset * merkle.HASH_SIZE : (offset + 1) * merkle.HASH_SIZE]
-                    out.append((seq, h))
-        return out
+            tiles = level0_tiles(
+                connection, start // merkle.TILE_WIDTH, (end - 1) // merkle.TILE_WIDTH
+            )
+        return [(s, h or b"") for s, h in leaf_entries(tiles, start, end) if s is not None]
 
 
 def read_state(connection: Connection) -> TreeState:
-    row = connection.execute(text("SELECT size, root, last_seq FROM audit_tree WHERE id = 1")).one()
-    root = bytes(row.root) if row.root else merkle.EMPTY_ROOT
+    """The tree's size and root; the root comes from the stored frontier (the roots of its
+    perfect subtrees), so it is never stored apart from what it is computed from."""
+    row = connection.execute(
+        text("SELECT size, frontier, last_seq FROM audit_tree WHERE id = 1")
+    ).one()
+    frontier = merkle.Frontier.from_bytes(bytes(row.frontier)) if row.frontier else None
+    root = frontier.root() if frontier is not None else merkle.EMPTY_ROOT
     return TreeState(size=int(row.size), root=root, last_seq=int(row.last_seq))
 
 
@@ -108,6 +98,44 @@ def read_tile(connection: Connection, level: int, idx: int) -> bytes:
         {"level": level, "idx": idx},
     ).scalar()
     return bytes(data) if data is not None else b""
+
+
+def level0_tiles(connection: Connection, first: int, last: int) -> dict[int, tuple[bytes, bytes]]:
+    """The level-0 tiles `first`..`last` that exist: index → (leaf hashes, packed seqs)."""
+    rows = connection.execute(
+        text(
+            "SELECT idx, hashes, seqs FROM audit_tile WHERE level = 0 "
+            "AND idx BETWEEN :first AND :last"
+        ),
+        {"first": first, "last": last},
+    ).all()
+    return {int(r.idx): (bytes(r.hashes), bytes(r.seqs or b"")) for r in rows}
+
+
+def leaf_entries(
+    tiles: Mapping[int, tuple[bytes, bytes]], start: int, end: int
+) -> list[tuple[int | None, bytes | None]]:
+    """(seq, leaf hash) of leaves [start, end) from `tiles`; None where an entry is missing."""
+    out: list[tuple[int | None, bytes | None]] = []
+    unpacked: dict[int, list[int]] = {}
+    for index in range(start, end):
+        idx, offset = divmod(index, merkle.TILE_WIDTH)
+        tile = tiles.get(idx)
+        if tile is None:
+            out.append((None, None))
+            continue
+        hashes, packed = tile
+        seqs = unpacked.get(idx)
+        if seqs is None:
+            seqs = unpacked[idx] = unpack_seqs(packed)
+        chunk = hashes[offset * merkle.HASH_SIZE : (offset + 1) * merkle.HASH_SIZE]
+        out.append(
+            (
+                seqs[offset] if offset < len(seqs) else None,
+                chunk if len(chunk) == merkle.HASH_SIZE else None,
+            )
+        )
+    return out
 
 
 def leaf_index(connection: Connection, seq: int) -> int | None:

@@ -44,7 +44,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -56,9 +56,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from audit import merkle
 from audit.canonical import leaf_hash
-from audit.notes import BadSignature, Checkpoint, MalformedNote, UnknownKey, Verifier, open_note
+from audit.notes import (
+    BadSignature,
+    Checkpoint,
+    MalformedNote,
+    UnknownKey,
+    Verifier,
+    note_body,
+    open_note,
+)
 from audit.records import ExchangeRecord, RecordKind
-from audit.tree import TreeStore, read_state, read_tile, unpack_seqs
+from audit.tree import TreeStore, leaf_entries, level0_tiles, read_state, read_tile, unpack_seqs
 
 RECORDS = ExchangeRecord.__table__  # type: ignore[attr-defined]
 CHUNK_TILES = 16  # level-0 tiles read at once: 4096 leaves
@@ -532,7 +540,7 @@ class _Run:
             if checkpoint_id in self.bad_checkpoints:
                 continue
             try:
-                checkpoint = Checkpoint.parse(_body(str(row.note)))
+                checkpoint = Checkpoint.parse(note_body(str(row.note)))
             except (MalformedNote, ValueError):
                 continue
             if biggest is not None:
@@ -572,8 +580,8 @@ class _Run:
             first_tile = self.position // merkle.TILE_WIDTH
             last_tile = min((size - 1) // merkle.TILE_WIDTH, first_tile + CHUNK_TILES - 1)
             end = min(size, (last_tile + 1) * merkle.TILE_WIDTH)
-            tiles = _level0(connection, first_tile, last_tile)
-            entries = _entries(tiles, self.position, end)
+            tiles = level0_tiles(connection, first_tile, last_tile)
+            entries = leaf_entries(tiles, self.position, end)
             self._fold(connection, entries)
             if self.progress is not None:
                 self.progress(self.position, max(self.total, size))
@@ -581,7 +589,7 @@ class _Run:
     def _fold(self, connection: Connection, entries: list[tuple[int | None, bytes | None]]) -> None:
         start = self.position
         seqs = [seq for seq, _ in entries if seq is not None]
-        records = _records(connection, seqs)
+        records = records_by_seq(connection, seqs)
         guessed: Iterator[dict[str, Any]] | None = None
         for offset, (seq, tile_hash) in enumerate(entries):
             index = start + offset
@@ -692,7 +700,7 @@ class _Run:
             seq = int(row.seq)
             if seq in self.tree_seqs or any(low <= seq <= high for low, high in gaps):
                 continue
-            record = _records(connection, [seq]).get(seq)
+            record = records_by_seq(connection, [seq]).get(seq)
             if record is not None:
                 found.append(record)
             if len(found) >= KEEP_DIFFS:
@@ -802,7 +810,7 @@ class _Run:
         for candidate in {s for s in (_plus(diff.prev_seq, 1), _plus(diff.next_seq, -1))}:
             if candidate is None or candidate == diff.seq:
                 continue
-            record = _records(connection, [candidate]).get(candidate)
+            record = records_by_seq(connection, [candidate]).get(candidate)
             if record is not None and leaf_hash(record) == expected:
                 self._problem(
                     Kind.TREE_ALTERED,
@@ -920,13 +928,6 @@ def _iso(moment: datetime | None) -> str:
     return "no time" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _body(note: str) -> str:
-    split = note.rfind("\n\n")
-    if split < 0:
-        raise MalformedNote("no blank line before the signatures")
-    return note[: split + 1]
-
-
 def _pages(
     connection: Connection, statement: str, keys: tuple[str, ...], *, start: dict[str, Any]
 ) -> Iterator[Any]:
@@ -943,38 +944,8 @@ def _pages(
             parameters[key] = getattr(last, key)
 
 
-def _level0(connection: Connection, first: int, last: int) -> dict[int, tuple[bytes, bytes]]:
-    rows = connection.execute(
-        text(
-            "SELECT idx, hashes, seqs FROM audit_tile WHERE level = 0 "
-            "AND idx BETWEEN :first AND :last"
-        ),
-        {"first": first, "last": last},
-    ).all()
-    return {int(r.idx): (bytes(r.hashes), bytes(r.seqs or b"")) for r in rows}
-
-
-def _entries(
-    tiles: dict[int, tuple[bytes, bytes]], start: int, end: int
-) -> list[tuple[int | None, bytes | None]]:
-    """(seq, leaf hash) of leaves [start, end) from the tiles; None where an entry is missing."""
-    out: list[tuple[int | None, bytes | None]] = []
-    for index in range(start, end):
-        idx, offset = divmod(index, merkle.TILE_WIDTH)
-        tile = tiles.get(idx)
-        seq: int | None = None
-        leaf: bytes | None = None
-        if tile is not None:
-            hashes, seqs = tile
-            chunk = hashes[offset * merkle.HASH_SIZE : (offset + 1) * merkle.HASH_SIZE]
-            leaf = chunk if len(chunk) == merkle.HASH_SIZE else None
-            if (offset + 1) * 8 <= len(seqs):
-                seq = int.from_bytes(seqs[offset * 8 : offset * 8 + 8], "big", signed=True)
-        out.append((seq, leaf))
-    return out
-
-
-def _records(connection: Connection, seqs: list[int]) -> dict[int, dict[str, Any]]:
+def records_by_seq(connection: Connection, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The records with these seqs, by seq, as the database holds them (absent ones left out)."""
     out: dict[int, dict[str, Any]] = {}
     for i in range(0, len(seqs), 900):  # under SQLite's bound-parameter limit
         result = connection.execute(select(RECORDS).where(RECORDS.c.seq.in_(seqs[i : i + 900])))

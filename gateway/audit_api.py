@@ -31,6 +31,7 @@ NDJSON = "application/x-ndjson"
 CSV = "text/csv; charset=utf-8; header=present"
 PDF = "application/pdf"
 PDF_MAX_ACCESSES = 10_000  # a longer history is asked for by period, or as CSV
+INTEGER_MAX = 2**31 - 1  # grant_id is INTEGER on PostgreSQL: a larger one overflows
 
 
 def _invalid(pointer: str, message: str, status: int = 422) -> Problem:
@@ -43,10 +44,23 @@ def _invalid(pointer: str, message: str, status: int = 422) -> Problem:
     )
 
 
+def _utc(value: datetime | None, pointer: str) -> datetime | None:
+    try:
+        return as_utc(value)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is before year 1 in UTC
+        raise _invalid(pointer, "out of range once in UTC") from None
+
+
+def _no_nul(value: str | None, pointer: str) -> None:
+    """PostgreSQL refuses NUL in text (and nothing stored holds one): a 422, not a 500."""
+    if value is not None and "\x00" in value:
+        raise _invalid(pointer, "must not contain NUL characters")
+
+
 def _period(
     since: datetime | None, until: datetime | None, base: str = "/query"
 ) -> tuple[datetime | None, datetime | None]:
-    since, until = as_utc(since), as_utc(until)
+    since, until = _utc(since, f"{base}/since"), _utc(until, f"{base}/until")
     if since and until and until <= since:
         raise _invalid(f"{base}/until", "must be after since")
     return since, until
@@ -63,7 +77,9 @@ def exchange_filter(
         str | None, Query(description="The data subject's identifier; hashed before the lookup")
     ] = None,
     purpose: Annotated[str | None, Query(description="The purpose of use (X-Purpose)")] = None,
-    grant_id: Annotated[int | None, Query(ge=1, description="The grant that allowed it")] = None,
+    grant_id: Annotated[
+        int | None, Query(ge=1, le=INTEGER_MAX, description="The grant that allowed it")
+    ] = None,
     status: Annotated[int | None, Query(ge=100, le=599, description="The hub's status")] = None,
     status_class: Annotated[
         int | None, Query(ge=1, le=5, description="2 for 2xx, 4 for 4xx")
@@ -79,6 +95,21 @@ def exchange_filter(
     since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
 ) -> ExchangeFilter:
+    for name, value in (
+        ("consumer", consumer),
+        ("agency", agency),
+        ("service", service),
+        ("version", version),
+        ("subject", subject),
+        ("purpose", purpose),
+        ("request_id", request_id),
+        ("trace_id", trace_id),
+        ("topic", topic),
+        ("subscription", subscription),
+        ("message_id", message_id),
+        ("actor", actor),
+    ):
+        _no_nul(value, f"/query/{name}")
     since, until = _period(since, until)
     return ExchangeFilter(
         kind=kind,
@@ -236,6 +267,7 @@ def export_exchanges(
 @router.get("/exchanges/{record_id}", response_model=ExchangeRecordPublic)
 def get_exchange(record_id: str, _: AuditorDep, session: SessionDep) -> ExchangeRecordPublic:
     """One exchange record by its id."""
+    _no_nul(record_id, "/path/record_id")
     row = session.exec(select(ExchangeRecord).where(ExchangeRecord.id == record_id)).first()
     if row is None:
         raise Problem(404, "not-found", "Not found", f"no exchange record {record_id}")
@@ -340,6 +372,7 @@ def _answer(
     cursor: str | None,
     pointer_base: str = "/query",
 ) -> Response:
+    _no_nul(cursor, f"{pointer_base}/cursor")
     try:
         identifier = reports.check_identifier(identifier)
     except reports.InvalidIdentifier as exc:

@@ -20,6 +20,9 @@ from gateway.problems import Problem
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
+BIGINT_MAX = 2**63 - 1  # tree sizes are BIGINT on PostgreSQL: a larger one overflows
+INTEGER_MAX = 2**31 - 1  # checkpoint ids (the cursor) are INTEGER
+
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
@@ -120,11 +123,22 @@ def latest_checkpoint(request: Request, _: AuditorDep, runtime: RuntimeDep) -> A
 def list_checkpoints(
     _: AuditorDep,
     runtime: RuntimeDep,
-    size: Annotated[int | None, Query(ge=1, description="the checkpoint of this tree size")] = None,
+    size: Annotated[
+        int | None, Query(ge=1, le=BIGINT_MAX, description="the checkpoint of this tree size")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
 ) -> CheckpointPage:
     """Signed checkpoints, newest first; with `size`, the one of exactly that size."""
+    if cursor is not None and int(cursor) > INTEGER_MAX:
+        message = "the cursor is not one this API returned"
+        raise Problem(
+            400,
+            "bad-cursor",
+            "Bad cursor",
+            message,
+            errors=[{"pointer": "/query/cursor", "message": message}],
+        )
     with runtime.engine.connect() as connection:
         if size is not None:
             found = proofs.checkpoint_of_size(connection, size)
@@ -146,9 +160,13 @@ def list_checkpoints(
 async def inclusion_proof(
     _: AuditorDep,
     runtime: RuntimeDep,
-    record: Annotated[str, Query(min_length=1, max_length=36, description="the record's id")],
+    record: Annotated[
+        str,
+        Query(min_length=1, max_length=36, pattern=r"^[^\x00]*$", description="the record's id"),
+    ],
     size: Annotated[
-        int | None, Query(ge=1, description="a checkpoint's size (default: the latest)")
+        int | None,
+        Query(ge=1, le=BIGINT_MAX, description="a checkpoint's size (default: the latest)"),
     ] = None,
 ) -> InclusionOut:
     """RFC 9162 inclusion proof of one record's leaf in a signed checkpoint."""
@@ -171,8 +189,8 @@ async def inclusion_proof(
 async def consistency_proof(
     _: AuditorDep,
     runtime: RuntimeDep,
-    first: Annotated[int, Query(alias="from", ge=1)],
-    second: Annotated[int, Query(alias="to", ge=1)],
+    first: Annotated[int, Query(alias="from", ge=1, le=BIGINT_MAX)],
+    second: Annotated[int, Query(alias="to", ge=1, le=BIGINT_MAX)],
 ) -> Response | ConsistencyOut:
     """RFC 9162 consistency proof between the trees of two sizes (e.g. two checkpoints)."""
     try:

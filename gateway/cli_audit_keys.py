@@ -17,14 +17,14 @@ def _key_file(args: argparse.Namespace) -> tuple[Path, str]:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from audit.keys import key_name, write_signers
+    from audit.keys import write_signers
     from audit.notes import Signer
 
     path, origin = _key_file(args)
     if path.exists():
         print(f"lgsp audit keys generate: {path} exists; use rotate", file=sys.stderr)
         return 1
-    signer = Signer.generate(key_name(origin))
+    signer = Signer.generate(origin)  # keys are named like the log (its origin)
     write_signers(path, [signer])
     print(f"wrote {path}\npublic key (give it to auditors): {signer.vkey}")
     return 0

@@ -10,11 +10,17 @@ Exit codes of `verify-bundle`: 0 valid; 2 malformed; 3 signature or key; 4 inclu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 VERIFY_EPILOG = (
     "exit codes: 0 verified, 1 could not run, 10 modified, 11 deleted, 12 inserted, "
@@ -53,7 +59,6 @@ def _verify(args: argparse.Namespace) -> int:
     from audit.keys import KeyFileError, default_key_file, load_signers
     from audit.notes import Verifier
     from audit.verify import VerifyError, format_report, verify_log
-    from gateway.db import make_engine
     from gateway.settings import Settings
 
     settings = Settings()
@@ -65,22 +70,17 @@ def _verify(args: argparse.Namespace) -> int:
         trusted = [Verifier.from_vkey(k) for k in vkeys]
     except (OSError, ValueError, KeyFileError) as exc:
         return _fail("verify", f"no trusted key: {exc} (give --key VKEY or --keys-file FILE)")
-    engine = make_engine(settings.database_url, pool_size=2)
-    progress = _Progress("leaves") if not args.quiet else None
-    try:
-        report = verify_log(
-            engine,
-            trusted,
-            state_file=args.state,
-            origin=settings.audit_origin,
-            progress=progress,
-        )
-    except VerifyError as exc:
-        return _fail("verify", str(exc))
-    finally:
-        engine.dispose()
-        if progress is not None:
-            progress.done()
+    with _database(settings.database_url, "leaves", quiet=args.quiet) as (engine, progress):
+        try:
+            report = verify_log(
+                engine,
+                trusted,
+                state_file=args.state,
+                origin=settings.audit_origin,
+                progress=progress,
+            )
+        except VerifyError as exc:
+            return _fail("verify", str(exc))
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -97,7 +97,6 @@ def _export(args: argparse.Namespace) -> int:
     from audit.bundle import ExportError, export_bundle
     from audit.queries import ExchangeFilter
     from audit.records import RecordKind
-    from gateway.db import make_engine
     from gateway.settings import Settings
 
     settings = Settings()
@@ -128,25 +127,20 @@ def _export(args: argparse.Namespace) -> int:
         "since": since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None,
         "until": until.strftime("%Y-%m-%dT%H:%M:%SZ") if until else None,
     }
-    engine = make_engine(settings.database_url, pool_size=2)
-    progress = _Progress("records") if not args.quiet else None
-    try:
-        result = export_bundle(
-            engine,
-            args.output,
-            where=where,
-            origin=settings.audit_origin,
-            size=args.size,
-            earlier=args.checkpoint or (),
-            description={k: v for k, v in description.items() if v is not None},
-            progress=progress,
-        )
-    except ExportError as exc:
-        return _fail("export", str(exc))
-    finally:
-        engine.dispose()
-        if progress is not None:
-            progress.done()
+    with _database(settings.database_url, "records", quiet=args.quiet) as (engine, progress):
+        try:
+            result = export_bundle(
+                engine,
+                args.output,
+                where=where,
+                origin=settings.audit_origin,
+                size=args.size,
+                earlier=args.checkpoint or (),
+                description={k: v for k, v in description.items() if v is not None},
+                progress=progress,
+            )
+        except ExportError as exc:
+            return _fail("export", str(exc))
     print(
         f"wrote {result.path}: {result.records} records with inclusion proofs against the "
         f"checkpoint of size {result.checkpoint_size}"
@@ -184,6 +178,23 @@ def _verify_bundle(args: argparse.Namespace) -> int:
             file=stream,
         )
     return result.exit_code
+
+
+@contextlib.contextmanager
+def _database(
+    database_url: str, unit: str, *, quiet: bool
+) -> Iterator[tuple[Engine, _Progress | None]]:
+    """An engine for one command, and its progress line on stderr unless `quiet`."""
+    from gateway.db import make_engine
+
+    engine = make_engine(database_url, pool_size=2)
+    progress = None if quiet else _Progress(unit)
+    try:
+        yield engine, progress
+    finally:
+        engine.dispose()
+        if progress is not None:
+            progress.done()
 
 
 class _Progress:

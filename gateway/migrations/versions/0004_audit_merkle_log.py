@@ -107,7 +107,6 @@ def upgrade() -> None:
         sa.Column("last_seq", sa.BigInteger(), nullable=False),
         sa.Column("gaps", sa.JSON(), nullable=False),
         sa.Column("frontier", sa.LargeBinary(), nullable=False),
-        sa.Column("root", sa.LargeBinary(), nullable=False),
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -120,10 +119,17 @@ def upgrade() -> None:
         batch_op.create_index("ix_exchange_consumer_seq", ["consumer", "seq"], unique=False)
         batch_op.create_index("ix_exchange_service_seq", ["service", "seq"], unique=False)
         batch_op.create_index("ix_exchange_trace", ["trace_id"], unique=False)
+        batch_op.create_index(
+            "ix_exchange_audit_events",
+            ["action", "seq"],
+            unique=False,
+            postgresql_where=sa.text("kind = 'audit'"),
+            sqlite_where=sa.text("kind = 'audit'"),
+        )
     op.get_bind().execute(
         sa.text(
-            "INSERT INTO audit_tree (id, size, last_seq, gaps, frontier, root, updated_at) "
-            "VALUES (1, 0, 0, '[]', :empty, :empty, CURRENT_TIMESTAMP)"
+            "INSERT INTO audit_tree (id, size, last_seq, gaps, frontier, updated_at) "
+            "VALUES (1, 0, 0, '[]', :empty, CURRENT_TIMESTAMP)"
         ),
         {"empty": b""},
     )
@@ -134,6 +140,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("exchange_record", schema=None) as batch_op:
+        batch_op.drop_index("ix_exchange_audit_events")
         batch_op.drop_index("ix_exchange_trace")
         batch_op.drop_index("ix_exchange_service_seq")
         batch_op.drop_index("ix_exchange_consumer_seq")

@@ -249,7 +249,7 @@ def test_a_rewritten_log_does_not_match_the_state_file(log: Log, tmp_path: Path)
         for table in ("audit_tile", "audit_checkpoint"):
             connection.execute(text(f"DELETE FROM {table}"))
         connection.execute(
-            text("UPDATE audit_tree SET size = 0, last_seq = 0, frontier = :e, root = :e"),
+            text("UPDATE audit_tree SET size = 0, last_seq = 0, frontier = :e"),
             {"e": b""},
         )
     log.checkpoint()
