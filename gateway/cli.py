@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -18,7 +19,21 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _without_simulators(command: str) -> bool:
+    """True (and said) when the simulated systems are not installed, as in production."""
+    if importlib.util.find_spec("simulators") is not None:
+        return False
+    print(
+        f"lgsp {command}: the simulated systems are not installed here (production installs "
+        "and the Docker image leave them out); run it from a clone: scripts/demo",
+        file=sys.stderr,
+    )
+    return True
+
+
 def _demo(args: argparse.Namespace) -> int:
+    if _without_simulators("demo"):
+        return 2
     from gateway.demo import run_demo
 
     return run_demo(
@@ -30,7 +45,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    # Simulators are never imported by the hub itself; only this command loads them.
+    # Simulators are never imported by the hub itself; only this command and the demo load them.
+    if _without_simulators("simulate"):
+        return 2
     from simulators.runner import serve
 
     serve(args.name, host=args.host, port=args.port)

@@ -82,12 +82,17 @@ class WebhookReceiver:
             try:
                 verifier.verify(body, headers, json_parse=False)
             except WebhookVerificationError as exc:
-                reason = str(exc)  # "Message timestamp too old", "No matching signature found"
+                reason = str(exc)  # the library's own words: a timestamp too old, no match...
             except ValueError as exc:  # a malformed signature list, base64 or UTF-8
                 reason = f"malformed webhook headers: {exc}"
             else:
                 return
-        raise Problem(401, "Invalid webhook", reason, kind="invalid-webhook")
+        raise Problem(
+            401,
+            "Invalid webhook",
+            f"the push failed Standard Webhooks verification: {reason}",
+            kind="invalid-webhook",
+        )
 
     async def receive(self, request: Request, apply: Apply) -> Response:
         """Verify the push, then apply it unless its webhook-id was applied already."""

@@ -83,18 +83,18 @@ def test_a_duplicate_webhook_id_is_answered_200_and_applied_once(http: httpx.Cli
 
 
 @pytest.mark.parametrize(
-    ("case", "detail"),
+    "case",
     [
-        ("wrong secret", "No matching signature found"),
-        ("body changed after signing", "No matching signature found"),
-        ("stale timestamp", "Message timestamp too old"),
-        ("no signature", "Missing required headers"),
-        ("malformed signature", "malformed webhook headers"),
+        "wrong secret",
+        "body changed after signing",
+        "stale timestamp",
+        "no signature",
+        "malformed signature",
     ],
 )
-def test_a_push_that_fails_verification_is_refused_401(
-    http: httpx.Client, case: str, detail: str
-) -> None:
+def test_a_push_that_fails_verification_is_refused_401(http: httpx.Client, case: str) -> None:
+    # The reason is standardwebhooks' own sentence, whose words change between its releases:
+    # the test holds the receiver to what it decides (401, nothing applied), not to that text.
     body = json.dumps(update())
     headers = signed_headers(DEMO_WEBHOOK_SECRET, body, msg_id="m-bad")
     if case == "wrong secret":
@@ -110,7 +110,9 @@ def test_a_push_that_fails_verification_is_refused_401(
     answer = http.post(WEBHOOK_PATH, content=body.encode(), headers=headers)
     assert answer.status_code == 401, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
-    assert detail in answer.json()["detail"]
+    problem = answer.json()
+    assert problem["type"].endswith("/invalid-webhook")
+    assert problem["detail"].startswith("the push failed Standard Webhooks verification: ")
     assert http.get("/_sim/ho-so").json() == []
     [logged] = http.get("/_sim/webhooks").json()
     assert (logged["outcome"], logged["status"]) == ("refused", 401)
