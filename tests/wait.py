@@ -37,7 +37,7 @@ def wait_until(
 async def wait_until_async(
     probe: Callable[[], Awaitable[T]],
     *,
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - the failure names the last value seen
     interval: float = 0.05,
     what: str = "the condition",
 ) -> T:
