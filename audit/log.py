@@ -40,7 +40,7 @@ from audit import merkle
 from audit.canonical import leaf_hash
 from audit.locks import exclusive
 from audit.notes import Checkpoint, Signer, sign_note
-from audit.records import ExchangeRecord, RecordKind, new_record_id
+from audit.records import ExchangeRecord, Record, RecordKind
 from audit.tree import TreeStore, pack_seqs, read_state, read_tile, unpack_seqs
 from audit.writer import AuditWriter, writers_turn
 from registry.types import utcnow
@@ -170,19 +170,17 @@ class AuditLog:
                 await asyncio.sleep(min(5.0, 0.2 * failures))
 
     async def _record(self, event: Mapping[str, Any]) -> None:
-        row = {
-            "id": new_record_id(),
-            "kind": RecordKind.AUDIT.value,
-            "time": utcnow(),
-            "actor": "hub",
-            "object_type": "audit-log",
-            "object_key": self.origin,
+        record = Record(
+            kind=RecordKind.AUDIT,
+            actor="hub",
+            object_type="audit-log",
+            object_key=self.origin,
             **event,
-        }
+        )
         if self.writer is not None:
-            await self.writer.write(row)
+            await self.writer.write(record)
         else:
-            await asyncio.to_thread(self._insert, row)
+            await asyncio.to_thread(self._insert, record.row())
 
     def _insert(self, row: dict[str, Any]) -> None:
         with self.engine.begin() as connection:

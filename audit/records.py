@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import random
 import time
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -118,3 +119,49 @@ class ExchangeRecord(ExchangeRecordBase, table=True):
             BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
         ),
     )
+
+
+@dataclass(slots=True, kw_only=True)
+class Record:
+    """One exchange record as it is built and handed to the writer (or inserted in a change's own
+    transaction): the typed form of a row of `exchange_record`, `seq` aside (the database gives
+    it). Every field is a column; a test keeps the two in step."""
+
+    kind: RecordKind
+    id: str = field(default_factory=new_record_id)
+    time: datetime = field(default_factory=utcnow)
+    request_id: str | None = None
+    trace_id: str | None = None
+    consumer: str | None = None
+    agency: str | None = None
+    service: str | None = None
+    version: str | None = None
+    route: str | None = None
+    purpose: str | None = None
+    grant_id: int | None = None
+    subject_hash: str | None = None
+    provider_status: int | None = None
+    hub_status: int | None = None
+    latency_us: int | None = None
+    upstream_latency_us: int | None = None
+    request_size: int | None = None
+    response_size: int | None = None
+    request_sha256: str | None = None
+    response_sha256: str | None = None
+    attempts: int | None = None
+    topic: str | None = None
+    subscription: str | None = None
+    message_id: str | None = None
+    error: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    object_type: str | None = None
+    object_key: str | None = None
+    details: dict[str, Any] | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The record as column values, for an INSERT."""
+        return {name: getattr(self, name) for name in RECORD_FIELDS}
+
+
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))

@@ -27,24 +27,22 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
 import psycopg
 from sqlalchemy.engine import Engine
 
-from audit.records import ExchangeRecord
+from audit.records import RECORD_FIELDS, Record
 
 log = logging.getLogger(__name__)
 
 # A value the database refuses (PEP 249 names); anything else is the connection's fault.
 DATA_ERRORS = (sqlite3.DataError, sqlite3.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
 
-COLUMNS: tuple[str, ...] = tuple(
-    c.name
-    for c in ExchangeRecord.__table__.columns  # type: ignore[attr-defined]
-    if c.name != "seq"
-)
+COLUMNS = RECORD_FIELDS
+_VALUES = attrgetter(*COLUMNS)
 _TIME = COLUMNS.index("time")
 _DETAILS = COLUMNS.index("details")
 _KIND = COLUMNS.index("kind")
@@ -96,17 +94,18 @@ class AuditWriter:
         self._lock_file: Any = None
         self._connection: Any = None
         self._async_connection: Any = None  # PostgreSQL: psycopg's asyncio connection
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._pending: list[tuple[Record, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
         self.batches = 0  # observability: how many commits, how many records
         self.records = 0
 
-    async def write(self, row: dict[str, Any]) -> None:
+    async def write(self, record: Record) -> None:
+        """Return once `record` is committed; AuditUnavailable if it cannot be."""
         if self._closed:
             raise AuditUnavailable("the audit writer is stopped")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((row, future))
+        self._pending.append((record, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         await future
@@ -144,7 +143,7 @@ class AuditWriter:
                 else:
                     future.set_exception(AuditUnavailable(str(error)))
 
-    async def _store(self, rows: list[dict[str, Any]]) -> list[BaseException | None]:
+    async def _store(self, rows: list[Record]) -> list[BaseException | None]:
         """Commit the batch; each row's error, if the database refused it."""
         error = await self._commit(rows)
         if error is None:
@@ -163,8 +162,8 @@ class AuditWriter:
             self._statements[rows] = statement
         return statement
 
-    def _values(self, row: dict[str, Any]) -> list[Any]:
-        values: list[Any] = [row.get(c) for c in COLUMNS]
+    def _values(self, record: Record) -> list[Any]:
+        values: list[Any] = list(_VALUES(record))
         for index, value in enumerate(values):
             # Paths and headers are the caller's: PostgreSQL cannot store NUL in text.
             if isinstance(value, str) and "\x00" in value:
@@ -193,7 +192,7 @@ class AuditWriter:
         finally:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
-    async def _commit(self, rows: list[dict[str, Any]]) -> BaseException | None:
+    async def _commit(self, rows: list[Record]) -> BaseException | None:
         """Insert and commit rows with one statement; the error, if the database refused it."""
         try:
             if self._sqlite:

@@ -2,7 +2,7 @@
 
 Usage: python -m bench.audit_data [--records 10000000] [--replace] [--no-tree] [--drop]
 
-The database `audit_<N>` is made with the hub's migrations (gateway.migrate), then filled by
+The database `audit_<N>` is made with the hub's migrations (gateway.db.migrate), then filled by
 PostgreSQL itself: one INSERT … SELECT over generate_series per million records (the rows of
 `bench/audit_rows.py`: UUIDv7 ids, 30 consumers, 40 services, statuses, latencies, payload
 digests, subjects HMAC'd from 12-digit personal ids with a Zipf-like skew, times over two years
@@ -61,7 +61,7 @@ def name(records: int) -> str:
 
 def migrate(url: str) -> None:
     from gateway.db import make_engine
-    from gateway.migrate import migrate as upgrade
+    from gateway.db import migrate as upgrade
 
     engine = make_engine(url, pool_size=1)
     try:

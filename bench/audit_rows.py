@@ -1,7 +1,7 @@
 """Realistic exchange records for the audit benchmark: who asks, for what, about whom.
 
-One vocabulary serves both ends: `ExchangeRows` builds the dicts the data plane hands to the
-audit writer (`gateway/dataplane.py`, `Exchange.record`), and `bench/audit_data.py` generates the
+One vocabulary serves both ends: `ExchangeRows` builds the records the data plane hands to the
+audit writer (`gateway/exchange/calls.py`, `Call.record`), and `bench/audit_data.py` generates the
 same kind of rows inside PostgreSQL with `generate_sql` (10^7 of them in minutes). All data is
 synthetic: 30 consumer applications of 12 agencies, 40 services, 1,000,000 data subjects whose
 12-digit personal identification numbers (số định danh cá nhân) are made from their rank, hashed
@@ -19,10 +19,10 @@ import hashlib
 import hmac
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from audit.records import RecordKind, new_record_id
+from audit.records import Record, RecordKind, new_record_id
 
 SUBJECTS = 1_000_000
 SUBJECT_KEY = (
@@ -93,7 +93,7 @@ class ExchangeRows:
         request = rng.randbytes(1024)
         response = rng.randbytes(900 if status == 200 else 200)
         return {
-            "kind": RecordKind.EXCHANGE.value,
+            "kind": RecordKind.EXCHANGE,
             "trace_id": rng.randbytes(16).hex(),
             "consumer": CONSUMERS[consumer],
             "agency": AGENCIES[consumer % len(AGENCIES)],
@@ -115,13 +115,11 @@ class ExchangeRows:
             "error": "upstream timed out after 30 s" if status == 504 else None,
         }
 
-    def next(self) -> dict[str, Any]:
+    def next(self) -> Record:
         row = dict(self._rows[self._next % self.pool])
         self._next += 1
-        row["id"] = new_record_id()
         row["request_id"] = new_record_id()
-        row["time"] = datetime.now(UTC)
-        return row
+        return Record(**row)  # a new id, and the time now
 
 
 def hmac_pads(key: bytes = SUBJECT_KEY) -> tuple[bytes, bytes]:

@@ -158,7 +158,7 @@ async def copy(args: argparse.Namespace) -> dict[str, Any]:
             async with conn.cursor() as cursor, cursor.copy(statement) as out:
                 for _ in range(args.batch):
                     row = rows.next()
-                    await out.write_row([row.get(c) for c in COLUMNS])
+                    await out.write_row(list(row.row().values()))
             await conn.commit()
             done[0] += args.batch
 

@@ -1,7 +1,7 @@
 """`lgsp serve` with a sampling profiler in each worker, for `python -m bench.messaging --profile`.
 
 Run as `python -m bench.profiled_hub --port N --workers W --out DIR`: the workers of
-`gateway.serve` (same sockets, same uvicorn configuration), each with a thread that looks at
+`gateway.runtime.serve` (same sockets, same uvicorn configuration), each with a thread that looks at
 every thread's Python stack `HZ` times a second (`sys._current_frames()`, the poor man's
 py-spy). A thread found waiting (the event loop polling, a pool thread waiting for work, a lock)
 counts as idle; the others show where the time goes, by the function on top of the stack (self)
@@ -176,7 +176,7 @@ def _thread_cpu() -> dict[str, float]:
 
 
 def _profiled_worker(host: str, port: int, out: str) -> None:
-    from gateway import serve
+    from gateway.runtime import serve
 
     # uvicorn restores the handlers it found and raises the signal again once it has stopped:
     # found as a no-op, the worker goes on to write its profile instead of dying.

@@ -33,7 +33,7 @@ import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
-from audit.records import RecordKind, new_record_id
+from audit.records import Record, RecordKind
 from messaging import positions, webhooks
 from messaging.broker import Broker, Received
 from messaging.entries import SubscriptionEntry, TopicEntry
@@ -68,7 +68,7 @@ class Pusher(Protocol):
     ) -> PushResult: ...
 
 
-RecordSink = Callable[[dict[str, Any]], Awaitable[None]]
+RecordSink = Callable[[Record], Awaitable[None]]
 GoneHandler = Callable[[str, str], Awaitable[None]]
 
 
@@ -506,30 +506,28 @@ class Worker:
         redelivery: bool,
     ) -> None:
         status = result.status
-        row = {
-            "id": new_record_id(),
-            "kind": RecordKind.DELIVERY.value,
-            "time": utcnow(),
-            "consumer": entry.consumer,
-            "topic": entry.topic,
-            "subscription": entry.name,
-            "message_id": message.message_id,
-            "attempts": attempt,
-            "provider_status": status,
+        record = Record(
+            kind=RecordKind.DELIVERY,
+            consumer=entry.consumer,
+            topic=entry.topic,
+            subscription=entry.name,
+            message_id=message.message_id,
+            attempts=attempt,
+            provider_status=status,
             # The hub's view: the receiver's status, or 504/502 when none came back.
-            "hub_status": status if status is not None else (504 if result.timed_out else 502),
-            "latency_us": result.latency_us,
-            "request_size": len(message.value),
-            "error": None if verdict is Verdict.DELIVERED else describe(result)[:1000],
-            "details": {
+            hub_status=status if status is not None else (504 if result.timed_out else 502),
+            latency_us=result.latency_us,
+            request_size=len(message.value),
+            error=None if verdict is Verdict.DELIVERED else describe(result)[:1000],
+            details={
                 "partition": message.partition,
                 "offset": message.offset,
                 "outcome": verdict.value,
                 "redelivery": redelivery,
             },
-        }
+        )
         try:
-            await self.m.record(row)
+            await self.m.record(record)
         except Exception as exc:  # the attempt happened; say loudly that it is not recorded
             log.error("delivery %s: attempt record not committed: %s", self.name, exc)
 

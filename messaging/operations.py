@@ -1,8 +1,10 @@
 """What an operator does to a running subscription: read and move its positions (replay), and
-look at and redeliver its dead letters.
+look at and redeliver its dead letters; and what the hub does by itself, as an operator would
+(`replay_lost_topic`, `disable_gone`).
 
-Like registry operations these add and flush; the caller records the action and commits, so an
-action and its audit record are one transaction. Broker calls block: call them from a thread.
+Like registry operations, an operator's actions add and flush; the caller records the action and
+commits, so an action and its audit record are one transaction. The hub's own actions commit
+theirs with their record, by "hub". Broker and database calls block: call them from a thread.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Executable, delete, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.sql.dml import Update
 from sqlmodel import Session, col, select
 
+from audit.changes import record_change
 from messaging.broker import Broker
 from messaging.models import DeadLetter, DeadLetterState, Position
+from registry import revision
 from registry.crud.errors import NotFound
 from registry.models import Subscription
-from registry.types import utcnow
+from registry.types import SubscriptionStatus, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,3 +184,61 @@ def _count(session: Session, statement: Executable) -> int:
     result = cast("CursorResult[Any]", session.execute(statement))
     session.flush()
     return int(result.rowcount)
+
+
+# ---------------------------------------------------------------- the hub's own actions
+
+
+def replay_lost_topic(engine: Engine, topic: str) -> bool:
+    """The broker created `topic` again: if it existed before, its log was lost (a broker
+    replaced, a topic deleted) and starts again at offset 0, so positions stored against the old
+    log would skip the new log's first messages. Every subscription of the topic that had moved
+    resumes at 0, like an operator's replay, recorded by "hub". True when any did."""
+    changed = False
+    with Session(engine) as session:
+        subs = session.exec(select(Subscription).where(Subscription.topic == topic)).all()
+        for sub in subs:
+            stored = stored_positions(session=session, subscription=sub.name)
+            if not any(stored.values()):
+                continue
+            old = sub.replay_generation
+            new = set_positions(session=session, subscription=sub, offsets=dict.fromkeys(stored, 0))
+            details: dict[str, Any] = {f"positions.{p}": [o, 0] for p, o in sorted(stored.items())}
+            details["replay_generation"] = [old, new]
+            details["reason"] = [None, f"the broker had lost topic {topic}"]
+            record_change(
+                session,
+                actor="hub",
+                action="replay",
+                object_type="subscription",
+                object_key=sub.name,
+                details=details,
+            )
+            changed = True
+        if changed:
+            revision.bump(session)
+            session.commit()
+    return changed
+
+
+def disable_gone(engine: Engine, name: str, reason: str) -> None:
+    """A receiver answered 410 Gone: its subscription is disabled (recorded by "hub") until an
+    operator resumes it; the message it refused waits, nothing is skipped."""
+    with Session(engine) as session:
+        sub = session.exec(select(Subscription).where(Subscription.name == name)).first()
+        if sub is None or sub.status is SubscriptionStatus.DISABLED:
+            return
+        sub.status = SubscriptionStatus.DISABLED
+        sub.status_reason = reason[:1000]
+        sub.status_changed_at = utcnow()
+        session.add(sub)
+        revision.bump(session)
+        record_change(
+            session,
+            actor="hub",
+            action="disable",
+            object_type="subscription",
+            object_key=name,
+            details={"status": ["active", "disabled"], "reason": reason},
+        )
+        session.commit()

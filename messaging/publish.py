@@ -20,7 +20,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from audit.records import ExchangeRecord, new_record_id
+from audit.records import ExchangeRecord, Record, new_record_id
 from messaging.broker import partition_for
 from messaging.entries import TopicEntry
 from messaging.models import Message
@@ -179,7 +179,7 @@ def store(
     producer: str,
     request_id: str,
     candidates: list[Candidate],
-    record: dict[str, Any],
+    record: Record,
 ) -> None:
     """Commit the new messages and the publish's record in one transaction.
 
@@ -203,7 +203,7 @@ def _store_once(
     producer: str,
     request_id: str,
     candidates: list[Candidate],
-    record: dict[str, Any],
+    record: Record,
 ) -> None:
     now = utcnow()
     with engine.begin() as connection:
@@ -242,10 +242,9 @@ def _store_once(
             )
         if rows:
             connection.execute(insert(Message.__table__), rows)  # type: ignore[attr-defined]
-        details = dict(record.get("details") or {})
+        details = dict(record.details or {})
         details["messages"] = [c.id for c in candidates]
         details["duplicates"] = sum(c.duplicate for c in candidates)
-        connection.execute(
-            insert(ExchangeRecord.__table__),  # type: ignore[attr-defined]
-            [{**record, "details": details}],
-        )
+        row = record.row()
+        row["details"] = details
+        connection.execute(insert(ExchangeRecord.__table__), [row])  # type: ignore[attr-defined]

@@ -94,8 +94,7 @@ def start_hub(database_url: str, **overrides: Any) -> Iterator[RunningHub]:
     settings = Settings(
         database_url=database_url,
         bootstrap_admin_key=admin_key,
-        registry_poll_seconds=0.2,
-        **overrides,
+        **{"registry_poll_seconds": 0.2, **overrides},
     )
     hub = Hub(settings)
     with run_in_thread(hub) as url:

@@ -93,8 +93,8 @@ def run_demo(
     *, data_dir: Path, hub_port: int, host: str = "127.0.0.1", sim_port_base: int = 8101
 ) -> int:
     from gateway.app import Hub
-    from gateway.manifest_client import apply
-    from gateway.serve import ensure_free
+    from gateway.cli.manifests import apply
+    from gateway.runtime.serve import ensure_free
     from gateway.settings import Settings
     from simulators import citizens, civil_status, documents, dossier, population, portal
     from simulators.server import run_in_thread

@@ -9,7 +9,7 @@ from registry.types import Role
 
 
 class Caller(Protocol):
-    """The calling principal, as the registry needs to see it (gateway.deps.Actor fits)."""
+    """The calling principal, as the registry needs to see it (gateway.api.deps.Actor fits)."""
 
     @property
     def name(self) -> str: ...

@@ -7,8 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from gateway.db import make_engine
-from gateway.migrate import migrate
+from gateway.db import make_engine, migrate
 from tests.conftest import BACKENDS
 
 
@@ -31,7 +30,7 @@ def test_workers_starting_together_migrate_one_after_the_other(tmp_path):
     import sys
 
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    code = "import sys; from gateway.db import make_engine; from gateway.migrate import migrate; " \
+    code = "import sys; from gateway.db import make_engine, migrate; " \
         "migrate(make_engine(sys.argv[1]))"  # fmt: skip
     processes = [
         subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True)

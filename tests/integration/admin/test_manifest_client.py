@@ -1,4 +1,4 @@
-"""gateway.manifest_client (`lgsp apply` / `lgsp export`) against a live hub."""
+"""gateway.cli.manifests (`lgsp apply` / `lgsp export`) against a live hub."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway import manifest_client
+from gateway.cli import manifests as manifest_client
 from tests.integration.admin.conftest import Registry, ok
 from tests.integration.admin.test_manifest import manifest
 

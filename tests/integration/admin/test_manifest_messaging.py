@@ -15,7 +15,7 @@ import pytest
 import yaml
 from sqlmodel import Session, select
 
-from gateway import manifest_client
+from gateway.cli import manifests as manifest_client
 from registry.models import Subscription
 from tests.integration.admin.conftest import UPSTREAM, Registry, ok, problem
 from tests.integration.admin.test_subscriptions import unsubscribe, whsec

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from gateway.db import make_engine
-from gateway.migrate import migrate
+from gateway.db import make_engine, migrate
 from tests.conftest import BACKENDS
 from tests.integration.audit.logs import Log, clone, new_log, populate, template
 

@@ -22,12 +22,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from audit.log import AuditLog
 from audit.notes import Signer, Verifier
-from audit.records import new_record_id
+from audit.records import Record, new_record_id
 from audit.tree import TreeStore
 from audit.verify import verify_log
 from audit.writer import AuditWriter
-from gateway.db import make_engine
-from gateway.migrate import migrate
+from gateway.db import make_engine, migrate
 from registry.types import utcnow
 
 ORIGIN = "test.lgsp.example/audit"
@@ -79,7 +78,7 @@ class Log:
             writer = AuditWriter(self.engine)
             try:
                 for n in range(count):
-                    await writer.write(record(n, **fields))
+                    await writer.write(Record(**record(n, **fields)))
             finally:
                 await writer.aclose()
 

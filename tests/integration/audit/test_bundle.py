@@ -25,7 +25,7 @@ from sqlalchemy import text
 
 from audit.bundle import FORMAT, verify_bundle
 from audit.notes import Signer
-from gateway import cli_audit_verify
+from gateway.cli import audit_verify as cli_audit_verify
 from tests.conftest import BACKENDS, RunningHub
 from tests.integration.audit.logs import (
     ORIGIN,

@@ -19,10 +19,10 @@ from audit.canonical import leaf_hash
 from audit.erasure import ErasureError, erase, holds, tombstone
 from audit.log import AuditLog
 from audit.notes import Verifier, open_note
-from audit.records import new_record_id
+from audit.records import Record, RecordKind, new_record_id
 from audit.tree import TreeStore
 from audit.writer import AuditWriter
-from gateway import cli_audit_retention
+from gateway.cli import audit_retention as cli_audit_retention
 from registry.types import utcnow
 
 ORIGIN = "lgsp.test/audit"
@@ -94,11 +94,11 @@ def write_records(engine) -> None:
         writer = AuditWriter(engine)
         for i, who in enumerate([PERSON, OTHER, PERSON, PERSON, OTHER]):
             await writer.write(
-                {"id": new_record_id(), "kind": "exchange", "time": utcnow(),
-                 "request_id": f"req-{i}", "service": "tra-cuu-cong-dan", "version": "v1",
-                 "consumer": "mot-cua", "agency": "000.00.12.H12", "purpose": "giai-quyet-tthc",
-                 "subject_hash": subject_hash(who), "hub_status": 200,
-                 "request_sha256": hashlib.sha256(who.encode()).hexdigest()}
+                Record(kind=RecordKind.EXCHANGE, request_id=f"req-{i}",
+                       service="tra-cuu-cong-dan", version="v1", consumer="mot-cua",
+                       agency="000.00.12.H12", purpose="giai-quyet-tthc",
+                       subject_hash=subject_hash(who), hub_status=200,
+                       request_sha256=hashlib.sha256(who.encode()).hexdigest())
             )  # fmt: skip
         await writer.aclose()
 

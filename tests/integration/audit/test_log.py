@@ -21,8 +21,7 @@ from audit.notes import Checkpoint, UnknownKey, Verifier, open_note
 from audit.records import ExchangeRecord, new_record_id
 from audit.tree import TreeStore
 from audit.writer import AuditWriter
-from gateway.db import make_engine
-from gateway.migrate import migrate
+from gateway.db import make_engine, migrate
 from registry.types import utcnow
 from tests.conftest import BACKENDS
 

@@ -24,12 +24,12 @@ from audit.bundle import verify_bundle
 from audit.canonical import leaf_hash
 from audit.log import AuditLog
 from audit.notes import Signer, Verifier
-from audit.records import new_record_id
+from audit.records import Record, new_record_id
 from audit.retention import ArchiveError, archive, file_name, run_daily
 from audit.tree import TreeStore
 from audit.verify import verify_log
 from audit.writer import AuditWriter
-from gateway import cli_audit_retention
+from gateway.cli import audit_retention as cli_audit_retention
 from registry.types import utcnow
 
 ORIGIN = "lgsp.test/audit"
@@ -48,7 +48,7 @@ def write(engine, rows: list[dict[str, Any]]) -> None:
     async def main() -> None:
         writer = AuditWriter(engine)
         for row in rows:
-            await writer.write(row)
+            await writer.write(Record(**row))
         await writer.aclose()
 
     asyncio.run(main())

@@ -19,8 +19,8 @@ from sqlmodel import Session
 import audit.queries
 from audit.queries import CountBy, ExchangeFilter, counts
 from audit.records import ExchangeRecord
-from gateway import cli_audit_reports
-from gateway.audit_api import CSV_COLUMNS
+from gateway.api.audit.records import CSV_COLUMNS
+from gateway.cli import audit_reports as cli_audit_reports
 from tests.integration.conftest import APPROVE, World, auditor_key
 
 ROUTE = {"method": "GET", "path": "/cong-dan/{id}", "upstream_path": "/citizen/{id}"}

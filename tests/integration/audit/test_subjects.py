@@ -22,7 +22,7 @@ from sqlalchemy import inspect, text
 from audit.canonical import canonical_json
 from audit.merkle import verify_inclusion
 from audit.reports import CSV_COLUMNS
-from gateway import cli_audit_reports
+from gateway.cli import audit_reports as cli_audit_reports
 from tests.integration.audit.test_search import call, lgsp_audit, personal_world
 from tests.integration.conftest import auditor_key
 

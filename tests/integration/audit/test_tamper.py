@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from audit.notes import Checkpoint, Signer
-from audit.records import ExchangeRecord
+from audit.records import ExchangeRecord, Record
 from audit.tree import TreeStore, pack_seqs, unpack_seqs
 from audit.verify import EXIT_CODES, Kind
 from audit.writer import AuditWriter
@@ -386,7 +386,7 @@ def test_an_alteration_is_caught_in_a_log_still_being_written(log: Log) -> None:
 async def _write_more(log: Log) -> None:
     writer = AuditWriter(log.engine)
     try:
-        await asyncio.gather(*(writer.write(record(n)) for n in range(50)))
+        await asyncio.gather(*(writer.write(Record(**record(n))) for n in range(50)))
     finally:
         await writer.aclose()
 

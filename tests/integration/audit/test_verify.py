@@ -16,7 +16,7 @@ from audit.log import AuditLog
 from audit.notes import Signer, Verifier
 from audit.tree import TreeStore
 from audit.verify import Kind, verify_log
-from gateway import cli_audit_verify
+from gateway.cli import audit_verify as cli_audit_verify
 from registry.types import utcnow
 from tests.integration.audit.logs import ORIGIN, Log
 

@@ -18,8 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from gateway.db import make_engine
-from gateway.migrate import migrate
+from gateway.db import make_engine, migrate
 from messaging.broker import Broker, BrokerUnavailable, Outgoing, Received, partition_for
 from messaging.brokers import create_broker
 from messaging.database_broker import DatabaseBroker

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import text
 
-from audit.records import new_record_id
+from audit.records import Record, RecordKind
 from audit.writer import AuditUnavailable, AuditWriter
-from gateway.db import make_engine
-from gateway.migrate import migrate
-from registry.types import utcnow
+from gateway.db import make_engine, migrate
 from tests.conftest import BACKENDS
 
 
-def _row(n: int) -> dict[str, object]:
-    return {"id": new_record_id(), "kind": "exchange", "time": utcnow(), "request_id": f"r{n}",
-            "hub_status": 200, "details": {"n": n}}  # fmt: skip
+def _row(n: int) -> Record:
+    return Record(kind=RecordKind.EXCHANGE, request_id=f"r{n}", hub_status=200, details={"n": n})
 
 
 @pytest.fixture(params=BACKENDS)
@@ -60,7 +58,7 @@ def test_records_read_back_as_the_orm_wrote_them(engine):
     """The raw insert stores values exactly as the ORM would (times, kinds, JSON details)."""
     from sqlmodel import Session, select
 
-    from audit.records import ExchangeRecord, RecordKind
+    from audit.records import ExchangeRecord
 
     writer = AuditWriter(engine)
     row = _row(7)
@@ -71,14 +69,14 @@ def test_records_read_back_as_the_orm_wrote_them(engine):
 
     asyncio.run(main())
     with Session(engine) as session:
-        stored = session.exec(select(ExchangeRecord).where(ExchangeRecord.id == row["id"])).one()
+        stored = session.exec(select(ExchangeRecord).where(ExchangeRecord.id == row.id)).one()
         assert stored.kind == RecordKind.EXCHANGE
-        assert stored.time == row["time"]
+        assert stored.time == row.time
         assert stored.details == {"n": 7}
         later = session.exec(
-            select(ExchangeRecord).where(ExchangeRecord.time >= row["time"])  # type: ignore[operator]
+            select(ExchangeRecord).where(ExchangeRecord.time >= row.time)  # type: ignore[operator]
         ).all()
-        assert [r.id for r in later] == [row["id"]]
+        assert [r.id for r in later] == [row.id]
 
 
 def test_close_commits_what_is_pending_and_refuses_more(engine):
@@ -101,7 +99,7 @@ def test_a_refused_row_fails_alone_and_the_writer_keeps_going(engine):
     writer = AuditWriter(engine)
 
     async def main() -> None:
-        bad = {**_row(1), "id": None}  # NOT NULL: the database refuses this row
+        bad = replace(_row(1), id=None)  # NOT NULL: the database refuses this row
         results = await asyncio.gather(
             writer.write(_row(2)), writer.write(bad), writer.write(_row(3)), return_exceptions=True
         )
@@ -117,7 +115,7 @@ def test_a_refused_row_fails_alone_and_the_writer_keeps_going(engine):
 def test_nul_characters_from_callers_are_stored_not_refused(engine):
     """A path or header with NUL (which PostgreSQL's text refuses) still gets its record."""
     writer = AuditWriter(engine)
-    row = {**_row(5), "service": "svc\x00x", "error": "no service svc\x00x"}
+    row = replace(_row(5), service="svc\x00x", error="no service svc\x00x")
 
     async def main() -> None:
         await writer.write(row)
@@ -126,6 +124,6 @@ def test_nul_characters_from_callers_are_stored_not_refused(engine):
     asyncio.run(main())
     with engine.connect() as connection:
         stored = connection.execute(
-            text("SELECT service FROM exchange_record WHERE id = :i"), {"i": row["id"]}
+            text("SELECT service FROM exchange_record WHERE id = :i"), {"i": row.id}
         ).scalar_one()
     assert stored == "svc\ufffdx"

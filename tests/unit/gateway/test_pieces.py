@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.dataplane import _trace, valid_request_id
+from gateway.exchange.calls import trace_context, valid_request_id
+from gateway.runtime.snapshot import compile_path
 from gateway.settings import Settings
-from gateway.snapshot import compile_path
 from registry import keys
 
 
 def test_traceparent_is_continued_with_a_new_span():
-    trace_id, sent = _trace("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    trace_id, sent = trace_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
     assert trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
     version, trace, span, flags = sent.split("-")
     assert (version, trace, flags) == ("00", trace_id, "01")
@@ -29,8 +29,8 @@ def test_traceparent_is_continued_with_a_new_span():
         "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     ],
 )
-def test_invalid_traceparent_starts_a_new_trace(bad):
-    trace_id, sent = _trace(bad)
+def test_invalid_traceparent_starts_a_newtrace_context(bad):
+    trace_id, sent = trace_context(bad)
     assert len(trace_id) == 32 and sent.startswith(f"00-{trace_id}-")
 
 

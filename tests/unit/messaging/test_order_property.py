@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from gateway.db import make_engine
-from gateway.migrate import migrate
+from audit.records import Record
+from gateway.db import make_engine, migrate
 from messaging.broker import Outgoing, Received, partition_for
 from messaging.delivery import DeliveryManager, PushResult
 from messaging.entries import SubscriptionEntry, TopicEntry
@@ -231,9 +231,9 @@ async def run(scenario: Scenario, engine: Engine) -> tuple[ScriptedPusher, dict[
         forever={ids[i] for i in scenario.forever},
         turns={ids[i]: t for i, t in enumerate(scenario.turns)},
     )
-    records: list[dict[str, Any]] = []
+    records: list[Record] = []
 
-    async def record(row: dict[str, Any]) -> None:
+    async def record(row: Record) -> None:
         records.append(row)
 
     async def gone(name: str, reason: str) -> None:
@@ -330,8 +330,8 @@ def test_order_per_key_holds_under_retries(
         assert letter["reason"] == f"gave up after {MAX_ATTEMPTS} attempts"
         assert letter["first_error"] == letter["last_error"] == "HTTP 500: no"
     # Every attempt has its record, with the hub's view of the outcome.
-    recorded = Counter(row["message_id"] for row in found["records"])
+    recorded = Counter(row.message_id for row in found["records"])
     assert recorded == pusher.calls
     for row in found["records"]:
-        assert row["hub_status"] in (200, 429, 500, 502, 503, 504)
-        assert (row["error"] is None) == (row["hub_status"] == 200)
+        assert row.hub_status in (200, 429, 500, 502, 503, 504)
+        assert (row.error is None) == (row.hub_status == 200)

@@ -1,0 +1,31 @@
+"""The management API under /admin: registry objects, principals and manifests."""
+
+from fastapi import APIRouter
+
+from gateway.api.admin import (
+    agencies,
+    connectors,
+    consumers,
+    grants,
+    manifests,
+    principals,
+    schemas,
+    services,
+    subscriptions,
+    topics,
+)
+
+router = APIRouter(prefix="/admin")
+for _module in (
+    agencies,
+    connectors,
+    schemas,
+    services,
+    consumers,
+    grants,
+    topics,
+    subscriptions,
+    principals,
+    manifests,
+):
+    router.include_router(_module.router)

@@ -1,0 +1,98 @@
+"""The FastAPI side's errors as RFC 9457 problems: raised Problems, invalid input, unknown
+paths, and (never a stack trace) anything unexpected."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
+from registry.types import error_location, pointer
+
+log = logging.getLogger(__name__)
+
+
+def _problem_response(request: Request, problem: Problem) -> Response:
+    rid = request.scope.get("state", {}).get("request_id")
+    return Response(
+        problem.body(rid),
+        status_code=problem.status,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers=problem.headers,
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for error in exc.errors():
+        loc = error_location(error)
+        where = str(loc.pop(0)) if loc else "body"
+        prefix = "" if where == "body" else f"/{where}"
+        errors.append({"pointer": prefix + pointer(*loc), "message": str(error.get("msg", ""))})
+    return errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return _problem_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = _validation_errors(exc)
+        malformed = any(e.get("type") == "json_invalid" for e in exc.errors())
+        if malformed:
+            return _problem_response(
+                request,
+                Problem(
+                    400,
+                    "malformed-json",
+                    "Malformed JSON",
+                    "the body is not valid JSON",
+                    errors=errors,
+                ),
+            )
+        return _problem_response(
+            request,
+            Problem(
+                422,
+                "validation-error",
+                "Invalid input",
+                f"{len(errors)} error{'s' if len(errors) != 1 else ''} in the input",
+                errors=errors,
+            ),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Not found", 405: "Method not allowed", 415: "Unsupported media type"}
+        title = titles.get(exc.status_code, "Request refused")
+        return _problem_response(
+            request,
+            Problem(
+                exc.status_code,
+                title.lower().replace(" ", "-"),
+                title,
+                str(exc.detail),
+                headers=dict(exc.headers or {}),
+            ),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # The route's template, not the path: a path can hold a personal identifier.
+        route = getattr(request.scope.get("route"), "path", "an unmatched path")
+        log.exception("unexpected error on %s %s", request.method, route)
+        return _problem_response(
+            request,
+            Problem(
+                500,
+                "internal-error",
+                "Internal error",
+                "the hub failed to handle this request; its request id is in the logs",
+            ),
+        )
