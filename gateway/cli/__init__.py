@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
-import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from gateway.cli import hub as hubs
+
+HUB_EXIT_CODES = "Exit codes: 0 done, 1 the hub refused, 2 a local problem (a file, no hub)."
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -54,29 +58,21 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hub_and_key(args: argparse.Namespace) -> tuple[str, str]:
-    key = args.key or os.environ.get("LGSP_KEY")
-    if not key:
-        print("lgsp: give a management key with --key or LGSP_KEY", file=sys.stderr)
-        raise SystemExit(2)
-    return args.hub.rstrip("/"), key
-
-
 def _apply(args: argparse.Namespace) -> int:
     from gateway.cli.manifests import apply
 
-    hub, key = _hub_and_key(args)
-    return apply(hub_url=hub, key=key, path=Path(args.file), dry_run=args.dry_run, out=sys.stdout)
+    return apply(
+        hub_url=args.hub, key=args.key, path=Path(args.file), dry_run=args.dry_run, out=sys.stdout
+    )
 
 
 def _export(args: argparse.Namespace) -> int:
     from gateway.cli.manifests import export
 
-    hub, key = _hub_and_key(args)
     if args.output == "-":
-        return export(hub_url=hub, key=key, out=sys.stdout)
+        return export(hub_url=args.hub, key=args.key, out=sys.stdout)
     with open(args.output, "w", encoding="utf-8") as out:
-        return export(hub_url=hub, key=key, out=out)
+        return export(hub_url=args.hub, key=args.key, out=out)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -92,9 +88,8 @@ def _schema(args: argparse.Namespace) -> int:
     if args.subject is None:
         print(f"lgsp schema {args.action}: --subject is required", file=sys.stderr)
         return 2
-    hub, key = _hub_and_key(args)
     common: dict[str, Any] = {
-        "hub": hub, "key": key, "path": Path(args.file), "subject": args.subject,
+        "hub": args.hub, "key": args.key, "path": Path(args.file), "subject": args.subject,
         "references": args.reference, "out": sys.stdout,
     }  # fmt: skip
     if args.action == "check":
@@ -113,6 +108,9 @@ def _gen_key(_: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lgsp", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {importlib.metadata.version('lgsp-hub')}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the hub (settings from LGSP_* variables)")
@@ -146,9 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("apply", _apply, "apply a manifest (idempotent)"),
         ("export", _export, "write the registry as a manifest"),
     ):
-        sub = commands.add_parser(name, help=text)
-        sub.add_argument("--hub", default=os.environ.get("LGSP_HUB_URL", "http://127.0.0.1:8080"))
-        sub.add_argument("--key", default=None, help="management key (or LGSP_KEY)")
+        sub = commands.add_parser(name, help=text, description=HUB_EXIT_CODES)
+        hubs.add_options(sub, key="an administrator's or integrator's key")
         if name == "apply":
             sub.add_argument("-f", "--file", required=True)
             sub.add_argument("--dry-run", action="store_true", help="print the diff only")
@@ -173,8 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference", action="append", default=[], metavar="NAME=SUBJECT:VERSION",
         help="a $ref target the schema names (repeatable)",
     )  # fmt: skip
-    schema.add_argument("--hub", default=os.environ.get("LGSP_HUB_URL", "http://127.0.0.1:8080"))
-    schema.add_argument("--key", default=None, help="management key (or LGSP_KEY)")
+    hubs.add_options(schema, key="a management key")
     schema.set_defaults(func=_schema)
 
     gen = commands.add_parser("gen-key", help="print a new key for LGSP_BOOTSTRAP_ADMIN_KEY")

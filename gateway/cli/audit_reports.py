@@ -13,16 +13,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
-import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-import httpx
+from gateway.cli import hub as hubs
+from gateway.cli.hub import Hub, LocalError, Refused
+from gateway.cli.progress import Progress
 
-TIMEOUT = httpx.Timeout(300.0, connect=5.0)
-PROGRESS_SECONDS = 0.5
+REPORT_TIMEOUT = 300.0  # a long report or export streams for minutes
+AUDITOR = "an auditor's key"
+ACCESSES_HEADER = "x-lgsp-accesses"  # how many accesses a PDF report lists
 PAGE = 1000  # accesses asked for a page of a JSON report
 SUBJECTS = "/audit/subjects"
 
@@ -47,10 +48,6 @@ FILTERS = (
 )
 
 
-class Refused(Exception):
-    """The hub answered with a problem."""
-
-
 def add_commands(subparsers: Any) -> None:
     """Add `subject` and `search` to the `lgsp audit` group."""
     subject = subparsers.add_parser(
@@ -67,7 +64,7 @@ def add_commands(subparsers: Any) -> None:
     subject.add_argument("--since", help="ISO 8601 time, inclusive")
     subject.add_argument("--until", help="ISO 8601 time, exclusive")
     subject.add_argument("-o", "--output", default="-", help="file to write (default stdout)")
-    _hub_options(subject)
+    hubs.add_options(subject, key="an auditor's key")
     subject.set_defaults(func=_subject)
 
     search = subparsers.add_parser(
@@ -86,35 +83,8 @@ def add_commands(subparsers: Any) -> None:
         help="print counts instead of the records",
     )
     search.add_argument("-o", "--output", default="-", help="file to write (default stdout)")
-    _hub_options(search)
+    hubs.add_options(search, key="an auditor's key")
     search.set_defaults(func=_search)
-
-
-def _hub_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hub", default=os.environ.get("LGSP_HUB_URL", "http://127.0.0.1:8080"))
-    parser.add_argument("--key", default=None, help="an auditor's key (or LGSP_KEY)")
-
-
-def _client(args: argparse.Namespace) -> httpx.Client:
-    key = args.key or os.environ.get("LGSP_KEY")
-    if not key:
-        raise _Usage("give an auditor's key with --key or LGSP_KEY")
-    return httpx.Client(base_url=args.hub.rstrip("/"), headers={"X-API-Key": key}, timeout=TIMEOUT)
-
-
-class _Usage(Exception):
-    pass
-
-
-def _problem(answer: httpx.Response) -> Refused:
-    answer.read()
-    try:
-        problem = answer.json()
-        detail = problem.get("detail") or problem.get("title") or answer.reason_phrase
-        errors = [f"{e.get('pointer')}: {e.get('message')}" for e in problem.get("errors") or []]
-    except ValueError:
-        detail, errors = answer.text[:200] or answer.reason_phrase, []
-    return Refused("; ".join([f"{answer.status_code} {detail}", *errors]))
 
 
 @contextlib.contextmanager
@@ -126,57 +96,19 @@ def _output(path: str, *, binary: bool) -> Iterator[IO[Any]]:
         yield out
 
 
-class _Progress:
-    """A running count on stderr (rewritten in place on a terminal), then a summary line."""
-
-    def __init__(self, command: str, unit: str) -> None:
-        self.command, self.unit = command, unit
-        self.count, self.bytes = 0, 0
-        self._shown = time.monotonic()
-        self._tty = sys.stderr.isatty()
-        self._cr = False
-
-    def lines(self, chunk: bytes, *, csv: bool) -> None:
-        """Count the records in a chunk of NDJSON (one a line) or CSV (CRLF ends a row; a
-        newline inside a quoted cell is a bare LF), CRLFs split across chunks included."""
-        if csv:
-            count = chunk.count(b"\r\n") + (1 if self._cr and chunk[:1] == b"\n" else 0)
-            self._cr = chunk[-1:] == b"\r"
-        else:
-            count = chunk.count(b"\n")
-        self.add(count, len(chunk))
-
-    def add(self, count: int, size: int) -> None:
-        self.count += count
-        self.bytes += size
-        now = time.monotonic()
-        if self._tty and now - self._shown >= PROGRESS_SECONDS:
-            self._shown = now
-            print(f"\r{self._line()}", end="", file=sys.stderr, flush=True)
-
-    def _line(self) -> str:
-        return f"lgsp audit {self.command}: {self.count} {self.unit}, {self.bytes / 1e6:.1f} MB"
-
-    def done(self, suffix: str = "") -> None:
-        print(("\r" if self._tty else "") + self._line() + suffix, file=sys.stderr)
-
-
-def _run(command: str, args: argparse.Namespace, body: Any) -> int:
+def _run(command: str, body: Any) -> int:
     try:
         code: int = body()
         return code
-    except _Usage as exc:
+    except LocalError as exc:
         print(f"lgsp audit {command}: {exc}", file=sys.stderr)
-        return 2
+        return hubs.LOCAL
     except Refused as exc:
-        print(f"lgsp audit {command}: the hub refused: {exc}", file=sys.stderr)
-        return 1
-    except httpx.HTTPError as exc:
-        print(f"lgsp audit {command}: cannot reach {args.hub}: {exc}", file=sys.stderr)
-        return 2
+        exc.print(sys.stderr, prefix=f"lgsp audit {command}: the hub refused")
+        return hubs.REFUSED
     except OSError as exc:
         print(f"lgsp audit {command}: {exc}", file=sys.stderr)
-        return 2
+        return hubs.LOCAL
 
 
 # ---------------------------------------------------------------- subject
@@ -189,26 +121,24 @@ def _identifier(value: str) -> str:
 
 
 def _subject(args: argparse.Namespace) -> int:
-    return _run("subject", args, lambda: _subject_report(args))
+    return _run("subject", lambda: _subject_report(args))
 
 
 def _subject_report(args: argparse.Namespace) -> int:
     identifier = _identifier(args.identifier)
     if not identifier:
-        raise _Usage("no identifier given")
+        raise LocalError("no identifier given")
     if args.format == "pdf" and args.output == "-" and sys.stdout.isatty():
-        raise _Usage("a PDF does not go to a terminal: give -o FILE")
+        raise LocalError("a PDF does not go to a terminal: give -o FILE")
     # POST, the identifier in the body: a URL would carry it into proxies' logs.
     query = {"identifier": identifier, "since": args.since, "until": args.until}
-    progress = _Progress("subject", "accesses")
-    with _client(args) as client:
+    progress = Progress("audit subject", "accesses")
+    with Hub.from_args(args, whose=AUDITOR) as hub:
         if args.format == "json":
-            pending = _subject_json(client, query, args.output, progress)
+            pending = _subject_json(hub, query, args.output, progress)
         else:
             query["format"] = args.format
-            with client.stream("POST", SUBJECTS, json=query) as answer:
-                if answer.status_code != 200:
-                    raise _problem(answer)
+            with hub.stream("POST", SUBJECTS, json=query, timeout=REPORT_TIMEOUT) as answer:
                 with _output(args.output, binary=True) as out:
                     for chunk in answer.iter_bytes():
                         out.write(chunk)
@@ -216,6 +146,8 @@ def _subject_report(args: argparse.Namespace) -> int:
                             progress.lines(chunk, csv=True)
                         else:
                             progress.add(0, len(chunk))
+                if args.format == "pdf":  # the PDF's own count; its bytes are not lines
+                    progress.count = int(answer.headers.get(ACCESSES_HEADER, "0"))
             if args.format == "csv":
                 progress.count = max(progress.count - 1, 0)  # the header line
             pending = 0
@@ -229,17 +161,18 @@ def _subject_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _subject_json(
-    client: httpx.Client, query: dict[str, Any], output: str, progress: _Progress
-) -> int:
+def _subject_json(hub: Hub, query: dict[str, Any], output: str, progress: Progress) -> int:
     """Follow the report's pages and write them as one JSON document, an access at a time."""
     cursor: str | None = None
     pending = 0
     with _output(output, binary=False) as out:
         while True:
-            answer = client.post(SUBJECTS, json={**query, "limit": PAGE, "cursor": cursor})
-            if answer.status_code != 200:
-                raise _problem(answer)
+            answer = hub.request(
+                "POST",
+                SUBJECTS,
+                json={**query, "limit": PAGE, "cursor": cursor},
+                timeout=REPORT_TIMEOUT,
+            )
             page = answer.json()
             if cursor is None:
                 head = {
@@ -269,7 +202,7 @@ def _compact(item: Any) -> str:
 
 
 def _search(args: argparse.Namespace) -> int:
-    return _run("search", args, lambda: _search_records(args))
+    return _run("search", lambda: _search_records(args))
 
 
 def _search_records(args: argparse.Namespace) -> int:
@@ -278,11 +211,11 @@ def _search_records(args: argparse.Namespace) -> int:
         for option, name, _ in FILTERS
         if getattr(args, option[2:].replace("-", "_")) is not None
     }
-    with _client(args) as client:
+    with Hub.from_args(args, whose=AUDITOR) as hub:
         if args.count_by:
-            answer = client.get("/audit/exchanges/counts", params={**params, "by": args.count_by})
-            if answer.status_code != 200:
-                raise _problem(answer)
+            answer = hub.request(
+                "GET", "/audit/exchanges/counts", params={**params, "by": args.count_by}
+            )
             body = answer.json()
             with _output(args.output, binary=False) as out:
                 width = max([len(str(c["key"])) for c in body["counts"]] + [len(args.count_by)])
@@ -292,15 +225,17 @@ def _search_records(args: argparse.Namespace) -> int:
                     out.write(f"{key:<{width}}  {c['count']}\n")
                 out.write(f"{'total':<{width}}  {body['total']}\n")
             return 0
-        progress = _Progress("search", "records")
+        progress = Progress("audit search", "records")
         query = {**params, "format": args.format}
-        with client.stream("GET", "/audit/exchanges/export", params=query) as answer:
-            if answer.status_code != 200:
-                raise _problem(answer)
-            with _output(args.output, binary=True) as out:
-                for chunk in answer.iter_bytes():
-                    out.write(chunk)
-                    progress.lines(chunk, csv=args.format == "csv")
+        with (
+            hub.stream(
+                "GET", "/audit/exchanges/export", params=query, timeout=REPORT_TIMEOUT
+            ) as answer,
+            _output(args.output, binary=True) as out,
+        ):
+            for chunk in answer.iter_bytes():
+                out.write(chunk)
+                progress.lines(chunk, csv=args.format == "csv")
         if args.format == "csv":
             progress.count = max(progress.count - 1, 0)  # the header line
     progress.done(f" (written to {args.output})" if args.output != "-" else "")

@@ -13,8 +13,7 @@ import argparse
 import contextlib
 import json
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,7 +69,10 @@ def _verify(args: argparse.Namespace) -> int:
         trusted = [Verifier.from_vkey(k) for k in vkeys]
     except (OSError, ValueError, KeyFileError) as exc:
         return _fail("verify", f"no trusted key: {exc} (give --key VKEY or --keys-file FILE)")
-    with _database(settings.database_url, "leaves", quiet=args.quiet) as (engine, progress):
+    with _database(settings.database_url, "verify", "leaves", quiet=args.quiet) as (
+        engine,
+        progress,
+    ):
         try:
             report = verify_log(
                 engine,
@@ -127,7 +129,10 @@ def _export(args: argparse.Namespace) -> int:
         "since": since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None,
         "until": until.strftime("%Y-%m-%dT%H:%M:%SZ") if until else None,
     }
-    with _database(settings.database_url, "records", quiet=args.quiet) as (engine, progress):
+    with _database(settings.database_url, "export", "records", quiet=args.quiet) as (
+        engine,
+        progress,
+    ):
         try:
             result = export_bundle(
                 engine,
@@ -182,43 +187,19 @@ def _verify_bundle(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _database(
-    database_url: str, unit: str, *, quiet: bool
-) -> Iterator[tuple[Engine, _Progress | None]]:
-    """An engine for one command, and its progress line on stderr unless `quiet`."""
+    database_url: str, command: str, unit: str, *, quiet: bool
+) -> Iterator[tuple[Engine, Callable[[int, int], None]]]:
+    """An engine for one command, and how it reports progress (on stderr unless `quiet`)."""
+    from gateway.cli.progress import Progress
     from gateway.db import make_engine
 
     engine = make_engine(database_url, pool_size=2)
-    progress = None if quiet else _Progress(unit)
+    progress = Progress(f"audit {command}", unit, quiet=quiet)
     try:
-        yield engine, progress
+        yield engine, progress.at
     finally:
         engine.dispose()
-        if progress is not None:
-            progress.done()
-
-
-class _Progress:
-    """`done/total` on stderr at most once a second, and only for long runs."""
-
-    def __init__(self, unit: str) -> None:
-        self.unit = unit
-        self.started = time.monotonic()
-        self.last = 0.0
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.started < 1.0 or now - self.last < 1.0:
-            return
-        self.last = now
-        self.shown = True
-        end = "\r" if sys.stderr.isatty() else "\n"
-        share = f" ({100 * done // total}%)" if total else ""
-        print(f"{done}/{total} {self.unit}{share}", end=end, file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self.shown and sys.stderr.isatty():
-            print(file=sys.stderr)
+        progress.done()
 
 
 def add_commands(audit: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

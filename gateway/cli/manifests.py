@@ -4,7 +4,7 @@ Secrets never sit in a manifest: a connector's `secret: {env: NAME}`, and each `
 subscription's `secrets`, is read from this process's environment just before sending. A schema
 may sit in its own file: `schema: {file: PATH}`, PATH beside the manifest, is read here too.
 Exit codes: 0 done, 1 the hub refused (its errors are printed with their pointers into the
-manifest), 2 a local problem (unreadable file, missing variable).
+manifest), 2 a local problem (unreadable file, missing variable, a hub that cannot be reached).
 """
 
 from __future__ import annotations
@@ -16,15 +16,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeGuard
 
-import httpx
 import yaml
 
-TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+from gateway.cli.hub import LOCAL, REFUSED, Hub, LocalError, Refused
+
 SIGNS = {"create": "+", "update": "~", "unchanged": "="}
-
-
-class LocalError(Exception):
-    """A problem on this side: the manifest cannot be read or its secrets resolved."""
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -148,60 +144,43 @@ def _print_result(result: dict[str, Any], out: TextIO) -> None:
         out.write(f"note: {result['note']}\n")
 
 
-def _print_problem(answer: httpx.Response, out: TextIO) -> None:
-    try:
-        problem = answer.json()
-    except ValueError:
-        problem = {}
-    if not isinstance(problem, dict):
-        problem = {}
-    title = problem.get("title", f"HTTP {answer.status_code}")
-    out.write(f"error: {title} ({answer.status_code}): {problem.get('detail', answer.text)}\n")
-    for error in problem.get("errors") or []:
-        out.write(f"  {error.get('pointer') or '/'}: {error.get('message')}\n")
-
-
-def _request(method: str, url: str, key: str, **kwargs: Any) -> httpx.Response:
-    headers = {"X-API-Key": key, **kwargs.pop("headers", {})}
-    return httpx.request(method, url, headers=headers, timeout=TIMEOUT, **kwargs)
-
-
-def apply(*, hub_url: str, key: str, path: Path, dry_run: bool, out: TextIO) -> int:
+def apply(*, hub_url: str, key: str | None, path: Path, dry_run: bool, out: TextIO) -> int:
     """Send the manifest at `path` to the hub and print what changed (or would)."""
     try:
         document = resolve_schema_files(resolve_secrets(_read(path)), path.parent)
         body = json.dumps(document, default=_json_default, ensure_ascii=False).encode()
     except (LocalError, TypeError) as exc:
         out.write(f"error: {exc}\n")
-        return 2
+        return LOCAL
     try:
-        answer = _request(
-            "POST",
-            f"{hub_url.rstrip('/')}/admin/apply",
-            key,
-            params={"dry_run": "true" if dry_run else "false"},
-            content=body,
-            headers={"Content-Type": "application/json"},
-        )
-    except httpx.HTTPError as exc:
-        out.write(f"error: cannot reach the hub at {hub_url}: {exc}\n")
-        return 1
-    if answer.status_code != 200:
-        _print_problem(answer, out)
-        return 1
+        with Hub(hub_url, key) as hub:
+            answer = hub.request(
+                "POST",
+                "/admin/apply",
+                params={"dry_run": "true" if dry_run else "false"},
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+    except LocalError as exc:
+        out.write(f"error: {exc}\n")
+        return LOCAL
+    except Refused as exc:
+        exc.print(out)
+        return REFUSED
     _print_result(answer.json(), out)
     return 0
 
 
-def export(*, hub_url: str, key: str, out: TextIO) -> int:
+def export(*, hub_url: str, key: str | None, out: TextIO) -> int:
     """Write the hub's registry as a YAML manifest (secrets as {env: ...} references)."""
     try:
-        answer = _request("GET", f"{hub_url.rstrip('/')}/admin/export", key)
-    except httpx.HTTPError as exc:
-        sys.stderr.write(f"error: cannot reach the hub at {hub_url}: {exc}\n")
-        return 1
-    if answer.status_code != 200:
-        _print_problem(answer, sys.stderr)  # `out` may be the manifest file being written
-        return 1
+        with Hub(hub_url, key) as hub:
+            answer = hub.request("GET", "/admin/export")
+    except LocalError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return LOCAL
+    except Refused as exc:
+        exc.print(sys.stderr)  # `out` may be the manifest file being written
+        return REFUSED
     yaml.safe_dump(answer.json(), out, sort_keys=False, allow_unicode=True)
     return 0

@@ -18,13 +18,9 @@ from typing import Any, TextIO
 
 import httpx
 
-from gateway.cli.manifests import TIMEOUT
+from gateway.cli.hub import LOCAL, REFUSED, Hub, LocalError, Refused
 
-BREAK, UNDECIDED, LOCAL = 1, 3, 2
-
-
-class LocalError(Exception):
-    pass
+BREAK, UNDECIDED = REFUSED, 3
 
 
 def read_schema(path: Path) -> Any:
@@ -47,22 +43,14 @@ def parse_references(items: list[str]) -> list[dict[str, Any]]:
     return refs
 
 
-def _post(hub: str, key: str, path: str, body: dict[str, Any]) -> httpx.Response:
-    try:
-        return httpx.post(f"{hub}{path}", json=body, headers={"X-API-Key": key}, timeout=TIMEOUT)
-    except httpx.HTTPError as exc:
-        raise LocalError(f"cannot reach the hub at {hub}: {exc}") from None
+def _post(hub: str, key: str | None, path: str, body: dict[str, Any]) -> httpx.Response:
+    """The hub's answer when it is 200 or 201; Refused or LocalError otherwise."""
+    with Hub(hub, key) as client:
+        return client.request("POST", path, json=body, ok=(200, 201))
 
 
-def _refused(answer: httpx.Response, out: TextIO) -> int:
-    try:
-        problem = answer.json()
-    except ValueError:
-        problem = {}
-    detail = problem.get("detail", answer.text) if isinstance(problem, dict) else answer.text
-    out.write(f"refused ({answer.status_code}): {detail}\n")
-    for error in (problem.get("errors") if isinstance(problem, dict) else None) or []:
-        out.write(f"  {error.get('pointer') or '/'}: {error.get('message')}\n")
+def _refused(refused: Refused, out: TextIO) -> int:
+    refused.print(out, prefix="refused")
     return BREAK
 
 
@@ -88,7 +76,7 @@ def print_verdict(verdict: dict[str, Any], subject: str, out: TextIO) -> int:
 def check(
     *,
     hub: str,
-    key: str,
+    key: str | None,
     path: Path,
     subject: str,
     references: list[str],
@@ -103,13 +91,13 @@ def check(
         for name, value in (("level", level), ("policy", policy), ("version", version)):
             if value is not None:
                 body[name] = value
-        answer = _post(hub, key, f"/admin/schemas/{subject}/compatibility", body)
+        verdict = _post(hub, key, f"/admin/schemas/{subject}/compatibility", body).json()
     except LocalError as exc:
         out.write(f"error: {exc}\n")
         return LOCAL
-    if answer.status_code != 200:
-        return _refused(answer, out)
-    return print_verdict(answer.json(), subject, out)
+    except Refused as exc:
+        return _refused(exc, out)
+    return print_verdict(verdict, subject, out)
 
 
 def _print_changes(changes: list[dict[str, Any]], out: TextIO) -> None:
@@ -124,7 +112,7 @@ def _print_changes(changes: list[dict[str, Any]], out: TextIO) -> None:
 
 
 def diff_remote(
-    *, hub: str, key: str, path: Path, subject: str, references: list[str],
+    *, hub: str, key: str | None, path: Path, subject: str, references: list[str],
     version: int | None, out: TextIO,
 ) -> int:  # fmt: skip
     """The changes from a registered version (default: the latest) to the file."""
@@ -135,13 +123,12 @@ def diff_remote(
         }
         if version is not None:
             body["version"] = version
-        answer = _post(hub, key, f"/admin/schemas/{subject}/diff", body)
+        result = _post(hub, key, f"/admin/schemas/{subject}/diff", body).json()
     except LocalError as exc:
         out.write(f"error: {exc}\n")
         return LOCAL
-    if answer.status_code != 200:
-        return _refused(answer, out)
-    result = answer.json()
+    except Refused as exc:
+        return _refused(exc, out)
     out.write(f"{subject} version {result['version']} -> {path}\n")
     _print_changes(result["changes"], out)
     return 0
@@ -171,7 +158,7 @@ def diff_files(*, old: Path, new: Path, policy: str | None, out: TextIO) -> int:
 
 
 def register(
-    *, hub: str, key: str, path: Path, subject: str, references: list[str], out: TextIO
+    *, hub: str, key: str | None, path: Path, subject: str, references: list[str], out: TextIO
 ) -> int:
     """Register the file as the subject's next version (the subject's rule applies)."""
     try:
@@ -180,10 +167,10 @@ def register(
     except LocalError as exc:
         out.write(f"error: {exc}\n")
         return LOCAL
-    if answer.status_code not in (200, 201):
-        code = _refused(answer, out)
-        verdict = answer.json().get("verdict") if answer.status_code == 409 else None
-        if verdict:
+    except Refused as exc:
+        code = _refused(exc, out)
+        verdict = exc.problem.get("verdict") if exc.status == 409 else None
+        if isinstance(verdict, dict):
             print_verdict(verdict, subject, out)
         return code
     found = answer.json()

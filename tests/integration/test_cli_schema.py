@@ -68,7 +68,7 @@ def test_check_register_and_diff(
 
     code, out = run(capsys, "schema", "register", v2, *at)
     assert code == 1
-    assert "refused (409)" in out and "INCOMPATIBLE" in out
+    assert "refused: Incompatible schema (409): " in out and "INCOMPATIBLE" in out
 
 
 def test_diff_of_two_files_needs_no_hub(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -477,5 +477,7 @@ def _report(
         )
     from audit import pdf
 
-    document = pdf.render(head, accesses, generated_at=generated_at)
-    return Response(document, media_type=PDF, headers=_attachment(f"{name}.pdf"))
+    listed = list(accesses)  # at most PDF_MAX_ACCESSES
+    document = pdf.render(head, listed, generated_at=generated_at)
+    headers = {**_attachment(f"{name}.pdf"), "x-lgsp-accesses": str(len(listed))}
+    return Response(document, media_type=PDF, headers=headers)
