@@ -8,9 +8,10 @@ same on any machine. The document's metadata carries the number of accesses
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 
@@ -20,17 +21,20 @@ FAMILY = "DejaVu"
 TITLE_VI = "Báo cáo truy cập dữ liệu cá nhân"
 TITLE_EN = "Personal data access report"
 
+# Times are printed as a reader in Vietnam reads them, with UTC (what the log holds) beside.
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+
 # (heading, width in mm, key of the access) on an A4 landscape page (277 mm between margins)
 COLUMNS: tuple[tuple[str, float, str], ...] = (
-    ("Thời gian (UTC)\nTime", 30, "time"),
-    ("Cơ quan\nAgency", 45, "agency"),
-    ("Ứng dụng\nApplication", 38, "consumer"),
-    ("Dịch vụ\nService", 44, "service"),
-    ("Mục đích\nPurpose", 30, "purpose"),
-    ("Thỏa thuận\nGrant", 17, "grant_id"),
-    ("Kết quả\nOutcome", 23, "outcome"),
-    ("Mã yêu cầu\nRequest id", 32, "request_id"),
-    ("Lá\nLeaf", 18, "leaf_index"),
+    ("Thời gian (giờ VN / UTC)\nTime (Vietnam / UTC)", 33, "time"),
+    ("Cơ quan\nAgency", 40, "agency"),
+    ("Ứng dụng\nApplication", 34, "consumer"),
+    ("Dịch vụ\nService", 38, "service"),
+    ("Mục đích\nPurpose", 26, "purpose"),
+    ("Thỏa thuận chia sẻ\nSharing agreement", 38, "grant"),
+    ("Kết quả\nOutcome", 22, "outcome"),
+    ("Mã yêu cầu\nRequest id", 31, "request_id"),
+    ("Lá\nLeaf", 15, "leaf_index"),
 )
 
 OUTCOME_VI = {"served": "đã cung cấp", "refused": "từ chối", "failed": "lỗi"}
@@ -71,10 +75,22 @@ class _Report(FPDF):
         self.set_font(FAMILY, size=FONT_SIZE)
 
 
+def local_time(value: str) -> str:
+    """`2026-11-24T03:20:05.123456Z` as `24/11/2026 10:20:05 (+07)` and `03:20:05 UTC`."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    here = moment.astimezone(VIETNAM)
+    return f"{here:%d/%m/%Y %H:%M:%S} (+07)\n{moment:%H:%M:%S} UTC"
+
+
 def _cell(access: Mapping[str, Any], key: str) -> str:
     value = access.get(key)
     if key == "time" and isinstance(value, str):
-        return value[:19].replace("T", " ")
+        return local_time(value)
+    if key == "grant":
+        number = access.get("grant_id")
+        if number is None:
+            return "không có / none"
+        return f"#{number} {value}" if value else f"#{number} (đã xóa / deleted)"
     if key == "agency":
         name = access.get("agency_name")
         return f"{name}\n{value}" if name and value else str(value or "")
@@ -226,7 +242,7 @@ def _row(pdf: _Report, cells: list[list[str]], *, bold: bool = False) -> None:
 
 def _headings(pdf: _Report) -> None:
     pdf.set_font(FAMILY, "B", FONT_SIZE)
-    _row(pdf, [h.split("\n") for h, _, _ in COLUMNS], bold=True)
+    _row(pdf, [_wrap(pdf, h, w - 2 * PAD, max_lines=4) for h, w, _ in COLUMNS], bold=True)
     pdf.set_font(FAMILY, "", FONT_SIZE)
 
 

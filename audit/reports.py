@@ -34,7 +34,7 @@ from audit.models import AuditArchive, AuditKey
 from audit.proofs import StoredCheckpoint
 from audit.queries import BIGINT_MAX, ExchangeFilter, narrow
 from audit.records import ExchangeRecord
-from registry.models import Agency, Consumer
+from registry.models import Agency, Consumer, Grant
 
 REPORT_PAGE = 500  # accesses per JSON page by default, and rows read per query when streaming
 _IDENTIFIER = re.compile(r"[0-9]{12}|[0-9]{9}")
@@ -143,12 +143,23 @@ def outcome(hub_status: int | None) -> str:
 
 
 class Names:
-    """Agency names and consumer titles, looked up once each."""
+    """Agency names, consumer titles and grants, looked up once each."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
         self._agencies: dict[str, str | None] = {}
         self._consumers: dict[str, str | None] = {}
+        self._grants: dict[int, str | None] = {}
+
+    def grant(self, grant_id: int | None) -> str | None:
+        """The agreement a grant id stands for: `consumer → service` (None once it is deleted;
+        its id is never given to another grant)."""
+        if grant_id is None:
+            return None
+        if grant_id not in self._grants:
+            found = self._session.get(Grant, grant_id)
+            self._grants[grant_id] = f"{found.consumer} → {found.service}" if found else None
+        return self._grants[grant_id]
 
     def agency(self, code: str | None) -> str | None:
         if code is None:
@@ -212,6 +223,7 @@ def access(
         "route": row.route,
         "purpose": row.purpose,
         "grant_id": row.grant_id,
+        "grant": names.grant(row.grant_id),
         "outcome": outcome(row.hub_status),
         "hub_status": row.hub_status,
         "provider_status": row.provider_status,
@@ -310,6 +322,7 @@ CSV_COLUMNS = (
     "route",
     "purpose",
     "grant_id",
+    "grant",
     "outcome",
     "hub_status",
     "provider_status",

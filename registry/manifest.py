@@ -207,7 +207,9 @@ def _grant(session: Session, raw: dict[str, Any], caller: access.Caller) -> Outc
         wanted = grants.spec(existing) | data.terms().model_dump(mode="json")
         if wanted != grants.spec(existing):
             access.require_agency(caller, consumer.agency_code, f"consumer {consumer.name}")
-        changes = grants.set_terms(session=session, grant=grant, data=data.terms())
+        changes = grants.set_terms(
+            session=session, grant=grant, data=data.terms(), changed_by=caller.name
+        )
     decided = grants.settle(session=session, grant=grant, spec=data, caller=caller)
     changes.update(decided)
     if "status" in changes:

@@ -481,6 +481,16 @@ class GrantDecision(SQLModel):
         return self
 
 
+class GrantDecisionPublic(SQLModel):
+    """One decision on a grant, as it was taken: kept when a later one replaces it."""
+
+    status: GrantStatus  # approved, refused, or requested again (its terms changed)
+    reason: str | None
+    legal_basis: str | None
+    decided_by: str | None
+    decided_at: datetime
+
+
 class GrantPublic(GrantBase):
     id: int
     status: GrantStatus
@@ -490,6 +500,7 @@ class GrantPublic(GrantBase):
     decided_by: str | None
     decided_at: datetime | None
     created_at: datetime
+    history: list[GrantDecisionPublic] = []  # every decision, oldest first
 
 
 class Grant(GrantBase, table=True):
@@ -504,6 +515,21 @@ class Grant(GrantBase, table=True):
     decided_by: str | None = None
     decided_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class GrantDecisionRow(SQLModel, table=True):
+    """The history of a grant's decisions: who decided what, when, why and on what legal basis
+    (Grant's own columns hold only the latest)."""
+
+    __tablename__ = "grant_decision"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="grant.id", index=True, ondelete="CASCADE")
+    status: GrantStatus
+    reason: str | None = None
+    legal_basis: str | None = None
+    decided_by: str | None = Field(default=None, max_length=63)
+    decided_at: datetime = Field(default_factory=utcnow)
 
 
 # ---------------------------------------------------------------- topics and subscriptions

@@ -3,17 +3,21 @@ and proofs), the Confluent-compatible schema registry, the consumers' topic API,
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from gateway.api.errors import install_problem_handlers
 from gateway.runtime import Runtime
 
+DOCS_ASSETS = "/docs/assets"
+
 
 def create_api(runtime: Runtime) -> FastAPI:
-    """FastAPI for everything but the data plane: admin, audit, health."""
+    """FastAPI for everything but the data plane: admin, audit, schema registry, topics, health."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -23,11 +27,13 @@ def create_api(runtime: Runtime) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    # Swagger UI at /docs and ReDoc at /redoc with their assets served by the hub: no CDN.
+    app = FastAPIOffline(
         title="LGSP Hub",
-        summary="Provincial data-integration hub: admin, audit and catalogue APIs",
-        version="0.1.0",
+        summary="Provincial data-integration hub: registry, audit, schema-registry and topic APIs",
+        version=importlib.metadata.version("lgsp-hub"),
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
     )
     app.state.runtime = runtime
     install_problem_handlers(app)

@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
 from sqlmodel import Session
 
 from gateway.problems import Problem
@@ -71,7 +73,49 @@ def _presented_key(request: Request) -> str | None:
     return None
 
 
-def get_actor(request: Request, session: SessionDep, settings: SettingsDep) -> Actor:
+# The ways a key may be sent, declared for the OpenAPI document (so that /docs can send one); the
+# key itself is read by `_presented_key`, one way for all three.
+MANAGEMENT_KEY = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ManagementKey",
+    description="An administrator's, integrator's or auditor's key: lgsp_<id>.<secret>",
+    auto_error=False,
+)
+MANAGEMENT_BEARER = HTTPBearer(
+    scheme_name="ManagementBearer",
+    description="The same management key, as a bearer token",
+    auto_error=False,
+)
+
+
+class _SchemaRegistryBasic(HTTPBasic):
+    """Declares HTTP Basic (how Confluent's clients send credentials); reads nothing itself."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
+SCHEMA_REGISTRY_BASIC = _SchemaRegistryBasic(
+    scheme_name="SchemaRegistryBasic",
+    description="For schema-registry clients: any user name, the management key as password",
+    auto_error=False,
+)
+CONSUMER_KEY = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ConsumerKey",
+    description="A consumer application's API key (the topic API and the data plane)",
+    auto_error=False,
+)
+
+
+def get_actor(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _key: Annotated[str | None, Security(MANAGEMENT_KEY)],
+    _bearer: Annotated[object, Security(MANAGEMENT_BEARER)],
+    _basic: Annotated[None, Security(SCHEMA_REGISTRY_BASIC)],
+) -> Actor:
     presented = _presented_key(request)
     if not presented:
         raise Problem(
@@ -134,3 +178,46 @@ def _writes_registry(request: Request) -> None:
 WritesRegistry = Depends(_writes_registry)
 """On a route that changes the registry: its change is live on this replica before the answer
 leaves (read-your-writes); other replicas see it within LGSP_REGISTRY_POLL_SECONDS."""
+
+
+_DECLARED: dict[int, frozenset[str]] = {}
+
+
+def _declared_query(route: APIRoute) -> frozenset[str]:
+    """Every query parameter the route or its dependencies declare (by the name sent)."""
+    names = _DECLARED.get(id(route))
+    if names is None:
+        found: set[str] = set()
+        pending = [route.dependant]
+        while pending:
+            dependant = pending.pop()
+            found.update(p.alias for p in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        names = _DECLARED[id(route)] = frozenset(found)
+    return names
+
+
+def _known_query_only(request: Request) -> None:
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    declared = _declared_query(route)
+    unknown = [name for name in request.query_params if name not in declared]
+    if unknown:
+        takes = ", ".join(sorted(declared)) or "no query parameters"
+        raise Problem(
+            422,
+            "validation-error",
+            "Invalid input",
+            f"unknown query parameter {', '.join(sorted(set(unknown)))} (this endpoint takes: "
+            f"{takes})",
+            errors=[
+                {"pointer": f"/query/{name}", "message": f"unknown parameter; known: {takes}"}
+                for name in sorted(set(unknown))
+            ],
+        )
+
+
+KnownQueryOnly = Depends(_known_query_only)
+"""On a router: a query parameter the route does not declare is a 422 naming it, not ignored
+(a misspelt filter must not silently widen a search)."""

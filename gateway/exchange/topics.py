@@ -18,11 +18,12 @@ import time
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Security
 from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from audit.records import RecordKind
+from gateway.api.deps import CONSUMER_KEY
 from gateway.exchange import bodies, calls, consumers
 from gateway.exchange.calls import Call
 from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
@@ -34,7 +35,8 @@ from registry.types import Delivery, SubscriptionStatus
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["messaging"])
+# Consumers' calls: the key is checked by `consumers.authenticate`; declared for /docs.
+router = APIRouter(tags=["messaging"], dependencies=[Security(CONSUMER_KEY)])
 
 MAX_PULL = 1000
 MAX_POSITIONS_BYTES = 65_536

@@ -20,6 +20,9 @@ from registry.models import (
     Grant,
     GrantCreate,
     GrantDecision,
+    GrantDecisionPublic,
+    GrantDecisionRow,
+    GrantPublic,
     GrantUpdate,
     Service,
 )
@@ -127,8 +130,50 @@ def create_grant(
     return grant, created({**data.model_dump(mode="json"), "status": "requested"})
 
 
-def set_terms(*, session: Session, grant: Grant, data: GrantCreate) -> dict[str, Any]:
-    """Give `grant` these terms; a decided grant whose terms change goes back to `requested`."""
+def _keep(session: Session, grant: Grant, *, by: str | None) -> None:
+    """Add the grant's decision as it now stands to its history."""
+    assert grant.id is not None
+    session.add(
+        GrantDecisionRow(
+            grant_id=grant.id,
+            status=grant.status,
+            reason=grant.reason,
+            legal_basis=grant.legal_basis,
+            decided_by=by,
+            decided_at=grant.decided_at or utcnow(),
+        )
+    )
+
+
+def history(*, session: Session, grant_ids: list[int]) -> dict[int, list[GrantDecisionPublic]]:
+    """Each grant's decisions, oldest first."""
+    found: dict[int, list[GrantDecisionPublic]] = {i: [] for i in grant_ids}
+    if not grant_ids:
+        return found
+    rows = session.exec(
+        select(GrantDecisionRow)
+        .where(col(GrantDecisionRow.grant_id).in_(grant_ids))
+        .order_by(col(GrantDecisionRow.id))
+    )
+    for row in rows:
+        found[row.grant_id].append(GrantDecisionPublic.model_validate(row))
+    return found
+
+
+def public(*, session: Session, grants: list[Grant]) -> list[GrantPublic]:
+    """Grants as the API shows them: the terms, the latest decision and every earlier one."""
+    decisions = history(session=session, grant_ids=[g.id for g in grants if g.id is not None])
+    return [
+        GrantPublic.model_validate(g, update={"history": decisions.get(g.id or 0, [])})
+        for g in grants
+    ]
+
+
+def set_terms(
+    *, session: Session, grant: Grant, data: GrantCreate, changed_by: str | None = None
+) -> dict[str, Any]:
+    """Give `grant` these terms; a decided grant whose terms change goes back to `requested`
+    (kept in its history: the earlier decision covered the earlier terms)."""
     old = spec(grant)
     new = data.model_dump(mode="json")
     changes = diff(_terms(old), _terms(new))
@@ -139,27 +184,40 @@ def set_terms(*, session: Session, grant: Grant, data: GrantCreate) -> dict[str,
     grant.valid_from = as_utc(data.valid_from)
     grant.valid_until = as_utc(data.valid_until)
     if grant.status is not GrantStatus.REQUESTED:
+        why = f"terms changed: {', '.join(sorted(changes))}"
         changes["status"] = [grant.status.value, GrantStatus.REQUESTED.value]
-        grant.status = GrantStatus.REQUESTED
-        grant.decided_by = grant.decided_at = grant.reason = grant.legal_basis = None
+        _reopen(session, grant, by=changed_by, why=why)
     session.add(grant)
     session.flush()
     return changes
 
 
-def update_grant(*, session: Session, grant: Grant, data: GrantUpdate) -> dict[str, Any]:
+def _reopen(session: Session, grant: Grant, *, by: str | None, why: str) -> None:
+    grant.status = GrantStatus.REQUESTED
+    grant.decided_by = grant.decided_at = grant.legal_basis = None
+    grant.reason = None
+    assert grant.id is not None
+    session.add(
+        GrantDecisionRow(grant_id=grant.id, status=GrantStatus.REQUESTED, reason=why, decided_by=by)
+    )
+
+
+def update_grant(
+    *, session: Session, grant: Grant, data: GrantUpdate, changed_by: str | None = None
+) -> dict[str, Any]:
     merged = {**spec(grant), **data.model_dump(exclude_unset=True)}
     try:
         full = GrantCreate.model_validate({k: merged[k] for k in ("consumer", "service", *TERMS)})
     except ValidationError as exc:
         raise Invalid.from_validation(exc) from None
-    return set_terms(session=session, grant=grant, data=full)
+    return set_terms(session=session, grant=grant, data=full, changed_by=changed_by)
 
 
 def decide_grant(
     *, session: Session, grant: Grant, decision: GrantDecision, decided_by: str
 ) -> dict[str, Any]:
-    """Approve or refuse; the decision, its author and time are recorded on the grant."""
+    """Approve or refuse; the decision, its author and time are recorded on the grant and added
+    to its history (an earlier refusal keeps its reason and legal basis there)."""
     before = _decision(grant)
     approve = decision.decision == "approve"
     grant.status = GrantStatus.APPROVED if approve else GrantStatus.REFUSED
@@ -168,6 +226,7 @@ def decide_grant(
     grant.decided_by = decided_by
     grant.decided_at = utcnow()
     session.add(grant)
+    _keep(session, grant, by=decided_by)
     session.flush()
     return diff(before, _decision(grant))
 
@@ -190,8 +249,7 @@ def settle(*, session: Session, grant: Grant, spec: GrantSpec, caller: Caller) -
     if target == before:
         return {}
     if requested:
-        grant.status = GrantStatus.REQUESTED
-        grant.decided_by = grant.decided_at = grant.reason = grant.legal_basis = None
+        _reopen(session, grant, by=caller.name, why="set to requested by a manifest")
         session.add(grant)
         session.flush()
     else:

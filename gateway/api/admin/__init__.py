@@ -14,8 +14,9 @@ from gateway.api.admin import (
     subscriptions,
     topics,
 )
+from gateway.api.deps import KnownQueryOnly
 
-router = APIRouter(prefix="/admin")
+router = APIRouter(prefix="/admin", dependencies=[KnownQueryOnly])
 for _module in (
     agencies,
     connectors,

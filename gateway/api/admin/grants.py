@@ -38,6 +38,11 @@ def _guard(ctx: Context, grant: Grant, *, write: bool) -> None:
     )
 
 
+def _public(ctx: Context, grant: Grant) -> GrantPublic:
+    [shown] = crud.public(session=ctx.session, grants=[grant])
+    return shown
+
+
 @router.post("", response_model=GrantPublic, status_code=201, dependencies=[WritesRegistry])
 def request_grant(ctx: ManagerContext, data: GrantCreate) -> GrantPublic:
     """Request a sharing agreement for a consumer on a service (status `requested`)."""
@@ -46,7 +51,7 @@ def request_grant(ctx: ManagerContext, data: GrantCreate) -> GrantPublic:
     grant, changes = crud.create_grant(session=ctx.session, data=data, requested_by=ctx.actor.name)
     ctx.record("create", "grant", crud.key(grant), changes)
     ctx.commit()
-    return GrantPublic.model_validate(grant)
+    return _public(ctx, grant)
 
 
 @router.get("", response_model=list[GrantPublic])
@@ -64,15 +69,15 @@ def list_grants(
         status=status,
         agency_code=access.agency_scope(ctx.actor),
     )
-    return [GrantPublic.model_validate(g) for g in found]
+    return crud.public(session=ctx.session, grants=found)
 
 
 @router.get("/{grant_id}", response_model=GrantPublic)
 def get_grant(ctx: ManagerContext, grant_id: GrantId) -> GrantPublic:
-    """One grant with its decision."""
+    """One grant with its decision and the history of its decisions."""
     grant = crud.get_grant(session=ctx.session, grant_id=grant_id)
     _guard(ctx, grant, write=False)
-    return GrantPublic.model_validate(grant)
+    return _public(ctx, grant)
 
 
 @router.patch("/{grant_id}", response_model=GrantPublic, dependencies=[WritesRegistry])
@@ -80,11 +85,13 @@ def update_grant(ctx: ManagerContext, grant_id: GrantId, data: GrantUpdate) -> G
     """Change a grant's terms; a decided grant goes back to `requested`."""
     grant = crud.get_grant(session=ctx.session, grant_id=grant_id)
     _guard(ctx, grant, write=True)
-    changes = crud.update_grant(session=ctx.session, grant=grant, data=data)
+    changes = crud.update_grant(
+        session=ctx.session, grant=grant, data=data, changed_by=ctx.actor.name
+    )
     if changes:
         ctx.record("update", "grant", crud.key(grant), changes)
         ctx.commit()
-    return GrantPublic.model_validate(grant)
+    return _public(ctx, grant)
 
 
 @router.delete(
@@ -110,4 +117,4 @@ def decide_grant(ctx: AdminContext, grant_id: GrantId, data: GrantDecision) -> G
     action = "approve" if data.decision == "approve" else "refuse"
     ctx.record(action, "grant", crud.key(grant), changes)
     ctx.commit()
-    return GrantPublic.model_validate(grant)
+    return _public(ctx, grant)

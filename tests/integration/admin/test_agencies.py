@@ -76,3 +76,13 @@ def test_changes_are_recorded(reg: Registry) -> None:
     assert record["action"] == "create" and record["object_type"] == "agency"
     assert record["object_key"] == code and record["actor"].startswith("bootstrap-")
     assert record["details"]["changes"]["name"] == [None, "Sở Y tế"]
+
+
+def test_a_malformed_body_is_placed_by_line_and_column(reg: Registry) -> None:
+    body = b'{\n  "code": "000.00.12.H12",\n  "name": ,\n}'
+    answer = reg.client.post(
+        "/admin/agencies", content=body, headers={"content-type": "application/json"}
+    )
+    doc = problem(answer, 400, "")
+    assert doc["type"].endswith("/malformed-json")
+    assert doc["detail"].endswith("at line 3, column 11"), doc["detail"]

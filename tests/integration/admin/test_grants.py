@@ -46,6 +46,37 @@ def test_grant_request_decision_and_terms(reg: Registry, base: Base) -> None:
     problem(reg.client.get(url), 404)
 
 
+def test_every_decision_stays_in_the_grant_history(reg: Registry, base: Base) -> None:
+    """A refusal approved later keeps its reason and legal basis (in the history)."""
+    consumer = reg.consumer(base.agency)["name"]
+    grant = ok(
+        reg.client.post(
+            "/admin/grants",
+            json={"consumer": consumer, "service": base.service, "purposes": ["xac-thuc"]},
+        ),
+        201,
+    )
+    url = f"/admin/grants/{grant['id']}"
+    assert grant["history"] == []
+    ok(reg.client.post(f"{url}/decision", json=REFUSAL))
+    approval = {"decision": "approve", "reason": "Bổ sung hồ sơ", "legal_basis": "Luật Dữ liệu"}
+    approved = ok(reg.client.post(f"{url}/decision", json=approval))
+    assert (approved["status"], approved["reason"]) == ("approved", "Bổ sung hồ sơ")
+    changed = ok(reg.client.patch(url, json={"purposes": ["xac-thuc", "thong-ke"]}))
+
+    history = ok(reg.client.get(url))["history"]
+    assert [(h["status"], h["reason"], h["legal_basis"]) for h in history] == [
+        ("refused", REFUSAL["reason"], REFUSAL["legal_basis"]),
+        ("approved", "Bổ sung hồ sơ", "Luật Dữ liệu"),
+        ("requested", "terms changed: purposes", None),
+    ]
+    assert {h["decided_by"] for h in history} == {grant["requested_by"]}
+    assert [h["decided_at"] for h in history] == sorted(h["decided_at"] for h in history)
+    assert changed["history"] == history
+    listed = ok(reg.client.get("/admin/grants", params={"consumer": consumer}))
+    assert [g["history"] for g in listed] == [history]
+
+
 @pytest.mark.parametrize(
     ("decision", "pointer"),
     [

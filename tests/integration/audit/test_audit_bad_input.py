@@ -71,6 +71,13 @@ GET_CASES: list[tuple[str, dict[str, Any], str]] = [
     (f"/audit/subjects/{PERSON}", {"format": "xml"}, "/query/format"),
     ("/audit/subjects/12345", {}, "/path/identifier"),
     ("/audit/subjects/0012345678%0090", {}, "/path/identifier"),
+    # A misspelt filter is refused, not ignored (ignored, it would return every record).
+    ("/audit/exchanges", {"servise": "dan-cu"}, "/query/servise"),
+    ("/audit/exchanges/counts", {"by": "day", "consumr": "x"}, "/query/consumr"),
+    ("/audit/exchanges/export", {"format": "csv", "sice": "2026-01-01"}, "/query/sice"),
+    (f"/audit/subjects/{PERSON}", {"fromat": "pdf"}, "/query/fromat"),
+    ("/audit/checkpoints", {"sizes": 3}, "/query/sizes"),
+    ("/audit/keys", {"all": "1"}, "/query/all"),
 ]
 
 
@@ -122,6 +129,23 @@ def test_bad_bodies(hub: Any) -> None:
                 problem(answer, pointer)
             except AssertionError as exc:
                 raise AssertionError(f"POST {body!r:.80}: {exc}") from None
+
+
+def test_an_unknown_parameter_is_named_with_what_the_endpoint_takes(hub: Any) -> None:
+    with hub.client(auditor_key(hub)) as auditor:
+        answer = auditor.get("/audit/exchanges", params={"service": "dan-cu", "servise": "x"})
+    assert answer.status_code == 422
+    body = answer.json()
+    assert "servise" in body["detail"] and "service" in body["detail"]
+    assert [e["pointer"] for e in body["errors"]] == ["/query/servise"]
+
+
+def test_admin_lists_refuse_unknown_parameters_too(hub: Any) -> None:
+    with hub.admin() as admin:
+        answer = admin.get("/admin/grants", params={"consumr": "x"})
+        assert answer.status_code == 422
+        assert [e["pointer"] for e in answer.json()["errors"]] == ["/query/consumr"]
+        assert admin.get("/admin/grants", params={"consumer": "x"}).status_code == 200
 
 
 def test_malformed_json(hub: Any) -> None:

@@ -221,6 +221,7 @@ def test_csv_and_pdf(hub, people):
             keywords = re.search(rb"/Keywords \(([^)]*)\)", answer.content)
             assert keywords is not None
             assert b"accesses=4" in keywords.group(1)
+            assert answer.headers["x-lgsp-accesses"] == "4"
             assert f"checkpoint_size={body['checkpoint']['size']}".encode() in keywords.group(1)
             assert a.encode() not in answer.content
 
@@ -347,7 +348,10 @@ def test_the_subject_command(hub, people, tmp_path, capsys, monkeypatch):
         assert len(list(csv.DictReader(f))) == 4
     assert "4 accesses" in capsys.readouterr().err
     assert lgsp_audit("subject", a, "--format", "pdf", "-o", str(tmp_path / "r.pdf"), *connect) == 0
-    assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF-")
+    document_bytes = (tmp_path / "r.pdf").read_bytes()
+    assert document_bytes.startswith(b"%PDF-") and b"accesses=4" in document_bytes
+    said = capsys.readouterr().err
+    assert "4 accesses" in said and f"{len(document_bytes) / 1e3:.1f} KB" in said, said
 
     assert lgsp_audit("subject", "12AB", *connect) == 1
     assert "/identifier" in capsys.readouterr().err

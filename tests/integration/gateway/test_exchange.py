@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from simulators import citizens
-from tests.integration.conftest import APPROVE, World, audit_records
+from tests.integration.conftest import APPROVE, World, audit_records, auditor_key
 
 ECHO_ROUTE = {"method": "POST", "path": "/echo/{item}", "upstream_path": "/echo/{item}"}
 PERSON = citizens.demo_citizen()
@@ -226,6 +226,21 @@ def test_authentication_failures_are_401(make_world, upstream):
     assert problem(world.call("POST", "/echo/a", json={}), 401, "revoked-key")
     statuses = sorted(r["hub_status"] for r in world.records())
     assert statuses.count(401) >= 1  # refused calls are recorded too (with the consumer when known)
+
+
+def test_a_management_key_is_told_it_is_not_a_consumer_key(make_world, upstream):
+    world = make_world(base_url=upstream, routes=[ECHO_ROUTE], grant={}, decision=APPROVE)
+    for key in (world.hub.admin_key, auditor_key(world.hub)):
+        doc = problem(world.call("POST", "/echo/a", key=key, json={}), 401, "not-a-consumer-key")
+        assert "management key" in doc["detail"]
+    # A management key's id with a wrong secret says no more than any unknown key.
+    forged = world.hub.admin_key[:-4] + (
+        "AAAA" if not world.hub.admin_key.endswith("AAAA") else "BBBB"
+    )
+    assert problem(world.call("POST", "/echo/a", key=forged, json={}), 401, "invalid-key")
+    with world.hub.client(world.hub.admin_key) as client:
+        published = client.post("/topics/no-such-topic/messages", json={"value": {}})
+    assert problem(published, 401, "not-a-consumer-key")
 
 
 def test_unknown_service_version_route_and_method(make_world, upstream):

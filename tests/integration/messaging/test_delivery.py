@@ -169,15 +169,19 @@ def test_a_group_reads_and_commits(mhub: RunningHub, receiver_url: str) -> None:
     channel = make_channel(mhub, receiver_url, delivery="group")
     channel.publish(*[{"id": f"B{i}", "n": i} for i in range(5)])
 
+    got_request_id: list[str] = []
+
     def read() -> dict:
         with mhub.client(channel.subscriber_key) as client:
             answer = client.get(
                 f"/subscriptions/{channel.subscription}/messages", params={"wait": 1}
             )
         assert answer.status_code == 200, answer.text
+        got_request_id[:] = [answer.headers["x-request-id"]]
         return answer.json()
 
     got = wait_for(lambda: (page := read()) and len(page["messages"]) == 5 and page)
+    first_read = list(got_request_id)
     assert sorted(m["value"]["n"] for m in got["messages"]) == [0, 1, 2, 3, 4]
     assert read()["messages"], "uncommitted messages come back"
     with mhub.client(channel.subscriber_key) as client:
@@ -194,3 +198,10 @@ def test_a_group_reads_and_commits(mhub: RunningHub, receiver_url: str) -> None:
     with mhub.client(channel.producer_key) as client:
         stranger = client.get(f"/subscriptions/{channel.subscription}/messages")
     assert stranger.status_code == 404
+    # A read that hands messages over is recorded with their ids; one that finds nothing new
+    # (an idle reader polls all day) leaves no record; the refused one does.
+    [handed] = audit_records(mhub, request_id=first_read[0])
+    assert sorted(handed["details"]["read"]) == sorted(m["id"] for m in got["messages"])
+    assert audit_records(mhub, request_id=other.headers["x-request-id"]) == []
+    [refused] = audit_records(mhub, request_id=stranger.headers["x-request-id"])
+    assert refused["hub_status"] == 404

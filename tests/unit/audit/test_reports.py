@@ -177,3 +177,37 @@ def test_the_fonts_travel_with_their_licence():
     for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "LICENSE"):
         assert (pdf.FONTS / name).is_file()
     assert "Bitstream Vera" in (pdf.FONTS / "LICENSE").read_text()
+
+
+def test_every_heading_is_drawn_inside_its_column_and_whole():
+    """The headings row as drawn: no text runs into the next column, and none is cut short."""
+    report = pdf._Report()
+    report.add_font(pdf.FAMILY, "", str(pdf.FONTS / "DejaVuSans.ttf"))
+    report.add_font(pdf.FAMILY, "B", str(pdf.FONTS / "DejaVuSans-Bold.ttf"))
+    report.add_page()
+    drawn: list[tuple[float, str, float]] = []
+    original = report.text
+
+    def text(x: float, y: float, txt: str = "") -> None:
+        drawn.append((x, txt, report.get_string_width(txt)))
+        original(x, y, txt)
+
+    report.text = text  # type: ignore[method-assign]
+    pdf._headings(report)
+    left = report.l_margin
+    for heading, width, _ in pdf.COLUMNS:
+        inside = [(t, w) for x, t, w in drawn if left <= x < left + width]
+        assert "".join(t for t, _ in inside).replace(" ", "") == heading.replace("\n", "").replace(
+            " ", ""
+        ), heading
+        assert all(left + pdf.PAD + w <= left + width for _, w in inside), heading
+        left += width
+    assert left - report.l_margin <= report.epw
+
+
+def test_times_read_in_vietnam_beside_utc_and_grants_by_what_they_allow():
+    access = {**_access(1), "time": "2026-11-24T20:20:05.123456Z", "grant": "mot-cua → dan-cu"}
+    assert pdf._cell(access, "time") == "25/11/2026 03:20:05 (+07)\n20:20:05 UTC"
+    assert pdf._cell(access, "grant") == "#7 mot-cua → dan-cu"
+    assert pdf._cell({**access, "grant": None}, "grant") == "#7 (đã xóa / deleted)"
+    assert pdf._cell({**access, "grant_id": None, "grant": None}, "grant") == "không có / none"

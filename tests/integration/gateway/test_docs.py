@@ -1,0 +1,51 @@
+"""/docs and /redoc work offline (every asset comes from the hub) and the OpenAPI document says
+how to send a key, so that "Try it out" can call the management and topic APIs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import RunningHub
+
+ASSET = re.compile(r"""(?:src|href)=["']([^"']+)["']|url:\s*["']([^"']+)["']""")
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_documentation_pages_need_no_other_host(hub: RunningHub, page: str) -> None:
+    with hub.client() as client:
+        answer = client.get(page)
+        assert answer.status_code == 200
+        assets = [a or b for a, b in ASSET.findall(answer.text)]
+        assert assets, "the page loads its scripts"
+        for asset in assets:
+            assert asset.startswith("/"), f"{page} loads {asset} from another host"
+            fetched = client.get(asset)
+            assert fetched.status_code == 200, asset
+            assert fetched.content, asset
+
+
+def test_the_openapi_document_declares_how_keys_are_sent(hub: RunningHub) -> None:
+    with hub.client() as client:
+        spec = client.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["ManagementKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": schemes["ManagementKey"]["description"],
+    }
+    assert schemes["ManagementBearer"]["scheme"] == "bearer"
+    assert schemes["SchemaRegistryBasic"]["scheme"] == "basic"
+    assert schemes["ConsumerKey"]["name"] == "X-API-Key"
+
+    def security(path: str, method: str) -> list[str]:
+        return sorted(k for s in spec["paths"][path][method].get("security", []) for k in s)
+
+    management = ["ManagementBearer", "ManagementKey", "SchemaRegistryBasic"]
+    assert security("/admin/agencies", "post") == management
+    assert security("/audit/exchanges", "get") == management
+    assert security("/subjects", "get") == management
+    assert security("/topics/{topic}/messages", "post") == ["ConsumerKey"]
+    assert security("/healthz", "get") == []
