@@ -30,15 +30,17 @@ MANIFEST = Path(__file__).with_name("manifest.yaml")
 # On consecutive ports, in this order (new ones go last: the manifest's ports stay put).
 SIMULATORS = ("population", "dossier", "civil-status", "portal", "documents")
 MANIFEST_PORT_BASE = 8101  # the ports written in the bundled manifest
+# The demo's credentials, as environment variables. A connector's is named as `lgsp export`
+# names it (LGSP_SECRET_<CONNECTOR>), so an exported manifest applies with the same variables.
 DEMO_SECRETS = {
-    "DEMO_POPULATION_PASSWORD": "matkhau-demo",
-    "DEMO_CIVIL_STATUS_CLIENT_SECRET": "bi-mat-demo",
-    "DEMO_DOSSIER_API_KEY": "dossier-demo-key",
+    "LGSP_SECRET_CSDL_DAN_CU": "matkhau-demo",
+    "LGSP_SECRET_HO_TICH": "bi-mat-demo",
+    "LGSP_SECRET_MOT_CUA": "dossier-demo-key",
     # Signing secrets of the push subscriptions (Standard Webhooks: whsec_ + base64).
-    "DEMO_PORTAL_WEBHOOK_SECRET": "whsec_bGdzcC1kZW1vLXBvcnRhbC13ZWJob29r",
-    "DEMO_POPULATION_WEBHOOK_SECRET": "whsec_bGdzcC1kZW1vLWRhbi1jdS13ZWJob29r",
-    "DEMO_QLVB_UBND_WEBHOOK_SECRET": "whsec_bGdzcC1kZW1vLXFsdmItdWJuZC1ob29r",
-    "DEMO_QLVB_STP_WEBHOOK_SECRET": "whsec_bGdzcC1kZW1vLXFsdmItc3RwLS1ob29r",
+    "LGSP_WEBHOOK_SECRET_DVCQG": "whsec_bGdzcC1kZW1vLXBvcnRhbC13ZWJob29r",
+    "LGSP_WEBHOOK_SECRET_DAN_CU": "whsec_bGdzcC1kZW1vLWRhbi1jdS13ZWJob29r",
+    "LGSP_WEBHOOK_SECRET_QLVB_UBND": "whsec_bGdzcC1kZW1vLXFsdmItdWJuZC1ob29r",
+    "LGSP_WEBHOOK_SECRET_QLVB_STP": "whsec_bGdzcC1kZW1vLXFsdmItc3RwLS1ob29r",
 }
 # Keys the demo issues to publishing systems, by simulator (or document desk): consumer. The
 # dossier system publishes and reads BIRTH_SUBSCRIPTION with the mot-cua-laichau key.
@@ -48,8 +50,8 @@ PUBLISHERS = {
     "000.00.15.H12": "qlvb-stp-laichau",
 }
 DESK_SECRETS = {
-    "000.00.12.H12": "DEMO_QLVB_UBND_WEBHOOK_SECRET",
-    "000.00.15.H12": "DEMO_QLVB_STP_WEBHOOK_SECRET",
+    "000.00.12.H12": "LGSP_WEBHOOK_SECRET_QLVB_UBND",
+    "000.00.15.H12": "LGSP_WEBHOOK_SECRET_QLVB_STP",
 }
 BIRTH_SUBSCRIPTION = "mot-cua-khai-sinh"
 
@@ -108,7 +110,9 @@ def run_demo(
             host,
             port,
             command="lgsp demo",
-            hint="stop what uses it (an earlier demo?) or choose other ports",
+            hint="stop what uses it (an earlier demo?) or choose other ports: --port N for the "
+            f"hub, --sim-port-base N for the {len(SIMULATORS)} simulators (N to "
+            f"N+{len(SIMULATORS) - 1})",
         )
     manifest = _manifest_for(ports, data_dir)
     os.environ.update({k: v for k, v in DEMO_SECRETS.items() if k not in os.environ})
@@ -129,14 +133,14 @@ def run_demo(
         enter = stack.enter_context
         enter(
             run_in_thread(
-                population.create_app(webhook_secrets=secret("DEMO_POPULATION_WEBHOOK_SECRET")),
+                population.create_app(webhook_secrets=secret("LGSP_WEBHOOK_SECRET_DAN_CU")),
                 host,
                 ports["population"],
             )
         )
         enter(
             run_in_thread(
-                portal.create_app(webhook_secrets=secret("DEMO_PORTAL_WEBHOOK_SECRET")),
+                portal.create_app(webhook_secrets=secret("LGSP_WEBHOOK_SECRET_DVCQG")),
                 host,
                 ports["portal"],
             )
@@ -393,6 +397,7 @@ def _print_tour(
     candidate.write_text(json.dumps(status, ensure_ascii=False, indent=2), encoding="utf-8")
     lgsp = _lgsp()
     secrets = "\n".join(f"export {name}='{os.environ[name]}'" for name in DEMO_SECRETS)
+    exported = manifest.parent / "registry.yaml"
     print(f"""Ready. Paste these in another terminal.
 
 # A commune officer submits a dossier; the dossier system verifies the applicant
@@ -416,11 +421,13 @@ export AUDITOR_KEY='{auditor}'
 curl -s "{hub}/audit/exchanges?subject={person.so_dinh_danh}" -H "X-API-Key: $AUDITOR_KEY"
 curl -s "{hub}/audit/exchanges?kind=registry_change&limit=5" -H "X-API-Key: $AUDITOR_KEY"
 
-# Integrator / administrator: the registry as a manifest, and a dry run of the bundled one
-# (its provider credentials are read from the environment, never written in the file):
+# Integrator / administrator: the registry written as a manifest, then applied back (a dry run
+# shows the diff). Provider credentials are never in the file: it names variables for them
+# (LGSP_SECRET_<CONNECTOR>), read from the environment when it is applied.
 export LGSP_KEY='{admin}'
 {secrets}
-{lgsp} export --hub {hub}
+{lgsp} export --hub {hub} -o {exported}
+{lgsp} apply --hub {hub} -f {exported} --dry-run
 {lgsp} apply --hub {hub} -f {manifest} --dry-run
 
 # Integrator: contracts. The registered subjects, then whether a new version of the dossier

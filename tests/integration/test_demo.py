@@ -168,24 +168,27 @@ def test_the_printed_tour_works(tmp_path: Path):
         lgsp = [c for _, c in commands if re.match(r"^\S*lgsp ", c)]
         exported = run(lgsp[0])
         assert exported.returncode == 0, exported.stderr
-        manifest = yaml.safe_load(exported.stdout)
+        written = Path(re.search(r" -o (\S+)", lgsp[0])[1])  # type: ignore[index]
+        manifest = yaml.safe_load(written.read_text(encoding="utf-8"))
         assert {s["name"] for s in manifest["services"]} == {"dan-cu", "ho-tich", "ho-so"}
-        assert "matkhau-demo" not in exported.stdout  # credentials are write-only
+        assert "matkhau-demo" not in written.read_text()  # credentials are write-only
 
-        assert re.search(r" -f /\S+manifest\.yaml", lgsp[1]), lgsp[1]  # pastes from any directory
-        dry_run = run(lgsp[1])
-        assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
-        # The registry holds exactly the bundled manifest: nothing to create or change.
-        assert re.search(r"^0 create, 0 update, \d+ unchanged \(dry run", dry_run.stdout, re.M), (
-            dry_run.stdout
-        )
+        # The exported manifest applies back with the variables the tour exported, and so does
+        # the bundled one (from any directory): the registry holds exactly what they say.
+        for command in lgsp[1:3]:
+            assert re.search(r" -f /\S+\.yaml", command), command
+            dry_run = run(command)
+            assert dry_run.returncode == 0, dry_run.stdout + dry_run.stderr
+            assert re.search(
+                r"^0 create, 0 update, \d+ unchanged \(dry run", dry_run.stdout, re.M
+            ), dry_run.stdout
 
         subjects = {s["subject"] for s in json.loads(run(curls[6]).stdout)}
         assert {"dan-cu.cong-dan", "ho-so.trang-thai", "edxml.envelope"} <= subjects
-        breaks = run(lgsp[2])
+        breaks = run(lgsp[3])
         assert breaks.returncode == 1, breaks.stdout + breaks.stderr
         assert "REQUIRED_ATTRIBUTE_ADDED" in breaks.stdout and "counterexample" in breaks.stdout
-        forward = run(lgsp[3])
+        forward = run(lgsp[4])
         assert forward.returncode == 0, forward.stdout + forward.stderr
         assert forward.stdout.startswith("COMPATIBLE")
 
@@ -209,3 +212,19 @@ def test_the_printed_tour_works(tmp_path: Path):
         pdf = Path(re.search(r"-o (\S+\.pdf)", report)[1])  # type: ignore[index]
         assert pdf.read_bytes().startswith(b"%PDF")
         assert key["vkey"] in offline
+
+
+def test_a_busy_port_is_named_with_the_options_that_move_it(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "demo", "--port", str(port),
+             "--data-dir", str(tmp_path / "demo")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode != 0
+    assert f"127.0.0.1:{port}" in done.stderr
+    assert "--port" in done.stderr and "--sim-port-base" in done.stderr
+    assert "Traceback" not in done.stderr
