@@ -634,7 +634,7 @@ class RetrySchedule(BaseModel):
     jitter: float = Field(default=0.2, ge=0, le=1)
     max_attempts: int = Field(default=10, ge=1, le=100)
     max_age_seconds: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
-    timeout: float = Field(default=10.0, gt=0, le=120)  # per attempt
+    timeout: float = Field(default=10.0, gt=0, le=120)  # per attempt, the whole answer included
 
     @field_validator("delays")
     @classmethod
