@@ -16,6 +16,7 @@ class HttpConfig:
     retry: RetryPolicy
     auth: ConnectorAuth
     options: ConnectorOptions
+    attempt_deadline: float  # the exchange deadline is retry.max_delay (connectors/deadline.py)
     max_body: int = MAX_BODY_BYTES
 
     def __repr__(self) -> str:
@@ -34,5 +35,6 @@ class HttpConfig:
             retry=RetryPolicy.model_validate(row.retry or {}),
             auth=row.auth_config(),
             options=ConnectorOptions.model_validate(row.options or {}),
+            attempt_deadline=row.attempt_deadline_or_default(),
             max_body=max_body,
         )

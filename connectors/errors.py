@@ -3,9 +3,11 @@
     ConnectorError                 root; carries attempts, provider status and a sentence
     ├── Transient                  a retry may help
     │   ├── UpstreamUnavailable    connection refused/reset, DNS           -> 502
-    │   ├── UpstreamTimeout        connect or read timeout                 -> 504
+    │   ├── UpstreamTimeout        connect or read timeout, 408            -> 504
+    │   │   └── DeadlinePassed     an attempt or the whole exchange ran past its deadline
+    │   │                          (it names which, and its value)        -> 504
     │   └── UpstreamOverloaded     503, 429 (Retry-After honoured), 502/504 from the provider
-    │                                                                      -> 503/502/504
+    │                                                                      -> 503/502
     └── Terminal                   a retry will not help
         ├── UpstreamBadResponse    garbage, wrong content type, invalid XML/JSON -> 502
         ├── UpstreamAuthFailed     the provider refused the hub's credentials     -> 502
@@ -13,10 +15,12 @@
         ├── SoapFault              a SOAP fault; its code maps to a status         -> mapped
         └── RequestNotMappable     the request cannot be put in the provider's format
                                    (a JSON key that is not an XML name); nothing sent -> 400
-The gateway maps each class to an HTTP status (gateway/problems.py); the retry policy reads only
-the Transient/Terminal marker, plus `request_sent`: a failure raised before any byte of the
-request left the hub (connection refused, connect timeout, token endpoint down) is safe to retry
-even for a route that is not idempotent.
+The gateway maps each class to an HTTP status, once (gateway/exchange/providers.py); the retry
+policy reads only the Transient/Terminal marker, plus `request_sent`: a failure raised
+before any byte of the request left the hub (connection refused, connect timeout, token endpoint
+down or too slow) is safe to retry even for a route that is not idempotent. A deadline that
+passes once the request was handed to the HTTP client counts as sent: the hub cannot tell
+whether it left.
 
 Messages reach consumers: they say which side failed (the provider, the token endpoint), the
 status and what was wrong, never a secret nor a host name inside the province's network.
@@ -66,6 +70,15 @@ class UpstreamUnavailable(Transient):
 
 class UpstreamTimeout(Transient):
     pass
+
+
+class DeadlinePassed(UpstreamTimeout):
+    """An attempt, or the exchange with its retries, did not finish within its deadline."""
+
+    def __init__(self, detail: str, *, deadline: str, seconds: float, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.deadline = deadline  # "attempt" or "exchange"
+        self.seconds = seconds  # the deadline's value
 
 
 class UpstreamOverloaded(Transient):

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from connectors.deadline import Progress
 from connectors.errors import (
     ConnectorError,
     UpstreamBadResponse,
@@ -95,28 +96,38 @@ class Client:
         headers: Mapping[str, str],
         label: str = "the provider",
         max_body: int = MAX_BODY_BYTES,
+        progress: Progress | None = None,
     ) -> Reply:
         """Send and read the whole answer; raise a ConnectorError on any transport failure.
 
         `label` names the other side in messages ("the provider", "the token endpoint"): messages
-        reach consumers, so they do not name hosts inside the province's network.
+        reach consumers, so they do not name hosts inside the province's network. `progress`,
+        when given, follows the call for the deadline that may cancel it (connectors/deadline.py).
         """
         session = self._session or self._open()
         target = URL(url, encoded=True)  # the path is quoted already, keep it as it is
         if params:
             target = target.extend_query(params)
+        if progress is not None:
+            progress.waiting_for, progress.sent, progress.answering = label, True, False
         try:
             response = await session.request(
                 method, target, data=content, headers=headers, allow_redirects=False
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise transport_failure(exc, label) from exc
+        if progress is not None:
+            progress.answering = True
         try:
             body = await _read_capped(response, max_body, label)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise transport_failure(exc, label) from exc
-        finally:
-            response.release()
+        except BaseException as exc:
+            # Cut mid-answer (a failure, or a deadline cancelling the read): the rest of the
+            # answer may still arrive on this connection, so it is closed, never pooled again.
+            response.close()
+            if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError):
+                raise transport_failure(exc, label) from exc
+            raise
+        response.release()
         return Reply(response.status, response.headers, body)
 
     async def aclose(self) -> None:

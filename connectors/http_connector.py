@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from connectors.auth import build_auth
+from connectors.auth import ISSUER, build_auth
 from connectors.base import UpstreamRequest, UpstreamResponse
 from connectors.config import HttpConfig
+from connectors.deadline import Limit, Progress, within
 from connectors.http import Client, Reply
 from connectors.retry import Retrier
 from registry.types import AuthType, ConnectorKind
@@ -69,7 +70,7 @@ class HttpConnector(ABC):
         self.label = "the provider"  # messages reach consumers: no internal host names
         self._client = Client(config.client)
         self._auth = build_auth(config.auth)
-        self._retrier = Retrier(config.retry)
+        self._retrier = Retrier(config.retry, attempt_deadline=config.attempt_deadline)
         headers = {"accept": self.accept}
         headers.update({k.lower(): v for k, v in config.options.headers.items()})
         headers.update(self._auth.static_headers)
@@ -99,8 +100,10 @@ class HttpConnector(ABC):
     async def call(self, request: UpstreamRequest) -> UpstreamResponse:
         prepared = self.prepare(request)
 
-        async def attempt() -> tuple[Reply, Any]:
-            reply = await self._exchange(prepared)
+        async def attempt(limit: Limit) -> tuple[Reply, Any]:
+            progress = Progress()
+            async with within(limit, progress):
+                reply = await self._exchange(prepared, progress)
             return reply, self.interpret(reply, request)
 
         (reply, body), attempts = await self._retrier.run(
@@ -108,16 +111,20 @@ class HttpConnector(ABC):
         )
         return UpstreamResponse(reply.status, body, attempts, reply_headers(reply.headers))
 
-    async def _exchange(self, prepared: Prepared) -> Reply:
-        auth = await self._auth.headers(self._client)
-        reply = await self._send(prepared, auth)
+    async def _exchange(self, prepared: Prepared, progress: Progress) -> Reply:
+        auth = await self._token(progress)
+        reply = await self._send(prepared, auth, progress)
         if reply.status == 401 and self._auth.refreshable:
             # The cached token may have been revoked or expired early: one fresh token, one retry.
             self._auth.invalidate(auth)
-            reply = await self._send(prepared, await self._auth.headers(self._client))
+            reply = await self._send(prepared, await self._token(progress), progress)
         return reply
 
-    async def _send(self, prepared: Prepared, auth: Mapping[str, str]) -> Reply:
+    async def _token(self, progress: Progress) -> Mapping[str, str]:
+        progress.waiting_for = ISSUER  # static credentials answer at once
+        return await self._auth.headers(self._client)
+
+    async def _send(self, prepared: Prepared, auth: Mapping[str, str], progress: Progress) -> Reply:
         headers = {**prepared.headers, **auth} if auth else prepared.headers
         return await self._client.send(
             prepared.method,
@@ -127,6 +134,7 @@ class HttpConnector(ABC):
             headers=headers,
             label=self.label,
             max_body=self.config.max_body,
+            progress=progress,
         )
 
     async def aclose(self) -> None:

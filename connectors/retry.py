@@ -3,14 +3,20 @@
 A Transient failure is retried when the route is idempotent, or when the request certainly never
 reached the provider (`request_sent` is False: connection refused, connect timeout, token endpoint
 down). The wait is exponential with jitter, or the provider's Retry-After when it gave one, capped
-by `max_delay`; the policy gives up after `max_attempts`, or rather than sleep past `max_delay`
-since the first attempt. The number of attempts made is recorded on the result and on the error.
+by `max_delay`. `max_delay` is the exchange deadline (connectors/deadline.py): every attempt runs
+under the sooner of its own deadline and what is left of the exchange's, and the policy gives up
+after `max_attempts`, or rather than start an attempt that cannot finish before the exchange
+deadline: one whose wait would end past it, or that would have less time than the last attempt
+took (after an attempt cut by its deadline, a retry needs a whole attempt deadline; with less it
+would only be cut shorter, at the cost of a provider that is already slow). The number of
+attempts made is recorded on the result and on the error.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from tenacity import (
@@ -18,11 +24,12 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    stop_before_delay,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from connectors.deadline import Deadlines, Limit
 from connectors.errors import ConnectorError, Transient
 from registry.models import RetryPolicy
 
@@ -52,16 +59,47 @@ class wait_retry_after(wait_base):  # named like tenacity's own strategies
         return self.fallback(retry_state)
 
 
+@dataclass(slots=True)
+class _Clock:
+    """One exchange's time: when it started, and how long its last attempt took."""
+
+    now: Callable[[], float]
+    started: float
+    last_took: float = 0.0
+
+    def elapsed(self) -> float:
+        return self.now() - self.started
+
+
+class stop_before_deadline(stop_base):  # named like tenacity's own strategies
+    """Stop rather than start an attempt that cannot finish before the exchange deadline."""
+
+    def __init__(self, clock: _Clock, deadline: float) -> None:
+        self.clock = clock
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        starts_at = self.clock.elapsed() + (retry_state.upcoming_sleep or 0.0)
+        return starts_at + self.clock.last_took >= self.deadline
+
+
 class Retrier:
-    """Runs one provider call under a connector's RetryPolicy."""
+    """Runs one provider call under a connector's RetryPolicy and deadlines."""
 
     def __init__(
         self,
         policy: RetryPolicy,
         *,
+        attempt_deadline: float | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`attempt_deadline` None: an attempt may take the whole exchange deadline."""
         self.policy = policy
+        self.deadlines = Deadlines(
+            attempt=attempt_deadline or policy.max_delay, exchange=policy.max_delay
+        )
+        self._clock = clock
         self._wait = wait_retry_after(
             wait_exponential_jitter(
                 multiplier=policy.backoff_initial,  # tenacity's name for the first wait
@@ -70,16 +108,16 @@ class Retrier:
             ),
             cap=policy.max_delay,
         )
-        self._stop = stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.max_delay)
+        self._stop_after = stop_after_attempt(policy.max_attempts)
         self._retry_idempotent = retry_if_exception(_retry_any_transient)
         self._retry_unsent = retry_if_exception(_retry_unsent)
         self._sleep = sleep
 
-    def _retrying(self, idempotent: bool) -> AsyncRetrying:
+    def _retrying(self, idempotent: bool, clock: _Clock) -> AsyncRetrying:
         # A fresh controller per call: tenacity keeps per-call state on the object.
         extra = {"sleep": self._sleep} if self._sleep is not None else {}
         return AsyncRetrying(
-            stop=self._stop,
+            stop=self._stop_after | stop_before_deadline(clock, self.deadlines.exchange),
             wait=self._wait,
             retry=self._retry_idempotent if idempotent else self._retry_unsent,
             reraise=True,
@@ -89,16 +127,27 @@ class Retrier:
     def _may_retry(self, exc: ConnectorError, idempotent: bool) -> bool:
         return _retry_any_transient(exc) if idempotent else _retry_unsent(exc)
 
-    async def run(self, call: Callable[[], Awaitable[T]], *, idempotent: bool) -> tuple[T, int]:
+    async def run(
+        self, call: Callable[[Limit], Awaitable[T]], *, idempotent: bool
+    ) -> tuple[T, int]:
         """The call's result and the number of attempts made; errors carry `.attempts`.
 
-        The first attempt runs without tenacity (the hot path: most calls succeed at once); a
-        retryable failure hands over to tenacity, which replays that failure as its attempt 1,
-        so waits, stops and the overall deadline are exactly the policy's.
+        `call` gets the Limit of its attempt and must keep to it (HttpConnector runs the attempt
+        under `deadline.within`). The first attempt runs without tenacity (the hot path: most
+        calls succeed at once); a retryable failure hands over to tenacity, which replays that
+        failure as its attempt 1, so waits and stops are exactly the policy's.
         """
-        started = time.monotonic()
+        clock = _Clock(self._clock, self._clock())
+
+        async def one_attempt() -> T:
+            started = clock.elapsed()
+            try:
+                return await call(self.deadlines.limit(started))
+            finally:
+                clock.last_took = clock.elapsed() - started
+
         try:
-            return await call(), 1
+            return await one_attempt(), 1
         except ConnectorError as exc:
             exc.attempts = 1
             if self.policy.max_attempts == 1 or not self._may_retry(exc, idempotent):
@@ -112,12 +161,10 @@ class Retrier:
             if not replayed:
                 replayed = True
                 raise first
-            return await call()
+            return await one_attempt()
 
-        async for attempt in self._retrying(idempotent):
+        async for attempt in self._retrying(idempotent, clock):
             number = attempt.retry_state.attempt_number
-            if number == 1:
-                attempt.retry_state.start_time = started  # the deadline counts from the first try
             with attempt:
                 try:
                     return await again(), number

@@ -59,7 +59,7 @@ class PushResult:
     error: str | None = None
     retry_after: float | None = None
     latency_us: int = 0
-    timed_out: bool = False  # no answer within the subscription's timeout
+    timed_out: bool = False  # no whole answer within the attempt deadline (retry.timeout)
 
 
 class Pusher(Protocol):

@@ -1,9 +1,11 @@
-"""HTTP push for delivery: one pooled client per subscription, timed out per its schedule."""
+"""HTTP push for delivery: one pooled client per subscription; each attempt, its whole answer
+included, within the subscription's `retry.timeout` (the attempt deadline)."""
 
 from __future__ import annotations
 
 import time
 
+from connectors.deadline import Limit, Progress, within
 from connectors.errors import ConnectorError, UpstreamTimeout
 from connectors.http import Client, ClientSettings
 from messaging.delivery import PushResult
@@ -47,15 +49,19 @@ class HttpPusher:
     ) -> PushResult:
         assert entry.url is not None
         started = time.perf_counter_ns()
+        timeout = entry.retry.timeout
+        progress = Progress()
         try:
-            reply = await self._client(entry).send(
-                "POST",
-                entry.url,
-                content=body,
-                headers=headers,
-                label="the receiver",
-                max_body=MAX_ANSWER_BYTES,
-            )
+            async with within(Limit(timeout, "attempt", timeout), progress):
+                reply = await self._client(entry).send(
+                    "POST",
+                    entry.url,
+                    content=body,
+                    headers=headers,
+                    label="the receiver",
+                    max_body=MAX_ANSWER_BYTES,
+                    progress=progress,
+                )
         except ConnectorError as exc:
             return PushResult(
                 status=None,

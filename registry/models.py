@@ -122,12 +122,15 @@ class ConnectorOptions(BaseModel):
 
 
 class RetryPolicy(BaseModel):
+    """How a failing call is retried, and the exchange deadline: `max_delay` bounds every attempt
+    and every wait between them (connectors/deadline.py)."""
+
     model_config = ConfigDict(extra="forbid")
 
     max_attempts: int = Field(default=3, ge=1, le=10)
     backoff_initial: float = Field(default=0.05, ge=0, le=10)
     backoff_max: float = Field(default=2.0, ge=0, le=60)
-    max_delay: float = Field(default=10.0, gt=0, le=120)
+    max_delay: float = Field(default=10.0, gt=0, le=120)  # the exchange deadline, in seconds
 
 
 class ConnectorBase(SQLModel):
@@ -137,9 +140,18 @@ class ConnectorBase(SQLModel):
     base_url: HttpUrl
     description: Text = ""
     connect_timeout: float = Field(default=2.0, gt=0, le=60)
-    read_timeout: float = Field(default=10.0, gt=0, le=300)
+    read_timeout: float = Field(default=10.0, gt=0, le=300)  # between two reads of an answer
+    # One attempt whole (connection, token, request, the whole answer); None: connect + read.
+    # It never runs past the exchange deadline, retry.max_delay, which is at most 120 s.
+    attempt_deadline: float | None = Field(default=None, gt=0, le=120)
     max_connections: int = Field(default=100, ge=1, le=1000)
     health_path: str | None = None
+
+    def attempt_deadline_or_default(self) -> float:
+        """The attempt deadline in force (the exchange deadline may cut it shorter)."""
+        if self.attempt_deadline is not None:
+            return self.attempt_deadline
+        return self.connect_timeout + self.read_timeout
 
 
 class ConnectorCreate(ConnectorBase):
@@ -154,6 +166,16 @@ class ConnectorCreate(ConnectorBase):
             raise RuleError("a soap connector needs options.namespace", at="options/namespace")
         return self
 
+    @model_validator(mode="after")
+    def _deadlines(self) -> ConnectorCreate:
+        if self.attempt_deadline is not None and self.attempt_deadline > self.retry.max_delay:
+            raise RuleError(
+                f"the attempt deadline ({self.attempt_deadline:g} s) cannot exceed the exchange "
+                f"deadline, retry.max_delay ({self.retry.max_delay:g} s)",
+                at="attempt_deadline",
+            )
+        return self
+
 
 class ConnectorUpdate(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
@@ -161,6 +183,7 @@ class ConnectorUpdate(SQLModel):
     description: Text | None = None
     connect_timeout: float | None = Field(default=None, gt=0, le=60)
     read_timeout: float | None = Field(default=None, gt=0, le=300)
+    attempt_deadline: float | None = Field(default=None, gt=0, le=120)  # null: the default
     max_connections: int | None = Field(default=None, ge=1, le=1000)
     health_path: str | None = None
     auth: ConnectorAuth | None = None
@@ -637,7 +660,7 @@ class RetrySchedule(BaseModel):
     jitter: float = Field(default=0.2, ge=0, le=1)
     max_attempts: int = Field(default=10, ge=1, le=100)
     max_age_seconds: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
-    timeout: float = Field(default=10.0, gt=0, le=120)  # per attempt
+    timeout: float = Field(default=10.0, gt=0, le=120)  # per attempt, the whole answer included
 
     @field_validator("delays")
     @classmethod

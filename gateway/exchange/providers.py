@@ -47,6 +47,9 @@ def connector_problem(exc: ce.ConnectorError, connector: str) -> Problem:
             extra=extra,
         )
     if isinstance(exc, ce.UpstreamTimeout):
+        if isinstance(exc, ce.DeadlinePassed):
+            extra["deadline"] = exc.deadline  # "attempt" or "exchange"
+            extra["deadline_seconds"] = exc.seconds
         return Problem(
             504,
             "provider-timeout",

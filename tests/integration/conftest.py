@@ -18,6 +18,7 @@ from starlette.routing import Route
 from simulators import population
 from simulators.server import run_in_thread
 from tests.conftest import RunningHub, free_port
+from tests.integration.dripping import DrippingServer
 
 CALLS: dict[str, int] = {}
 SEEN: list[dict[str, Any]] = []
@@ -104,6 +105,13 @@ def upstream_app() -> Starlette:
 def upstream() -> Iterator[str]:
     with run_in_thread(upstream_app()) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def dripping() -> Iterator[DrippingServer]:
+    """A provider that sends its answers one byte at a time (see tests/integration/dripping.py)."""
+    with DrippingServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

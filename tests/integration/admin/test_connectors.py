@@ -109,6 +109,37 @@ def test_connector_field_rules(
     problem(reg.client.post("/admin/connectors", json=body), 422, pointer)
 
 
+def test_deadline_rules_and_the_default(reg: Registry, base: Base) -> None:
+    """The attempt deadline is positive and within the exchange deadline (retry.max_delay);
+    none set means connect + read timeout."""
+    connector = reg.connector(base.agency, attempt_deadline=4, retry={"max_delay": 8})
+    name = connector["name"]
+    assert (connector["attempt_deadline"], connector["retry"]["max_delay"]) == (4, 8)
+    assert reg.connector(base.agency)["attempt_deadline"] is None
+
+    body = {"name": reg.unique("conn"), "agency_code": base.agency, "kind": "rest",
+            "base_url": UPSTREAM}  # fmt: skip
+    for fields, pointer in (
+        ({"attempt_deadline": 0}, "/attempt_deadline"),
+        ({"attempt_deadline": -1}, "/attempt_deadline"),
+        ({"attempt_deadline": 11}, "/attempt_deadline"),  # the exchange deadline is 10 s
+        ({"attempt_deadline": 5, "retry": {"max_delay": 4}}, "/attempt_deadline"),
+        ({"retry": {"max_delay": 0}}, "/retry/max_delay"),
+    ):
+        problem(reg.client.post("/admin/connectors", json={**body, **fields}), 422, pointer)
+    shorter = reg.client.patch(f"/admin/connectors/{name}", json={"retry": {"max_delay": 3}})
+    doc = problem(shorter, 422, "/attempt_deadline")
+    assert "exchange deadline" in doc["errors"][0]["message"]
+
+    rid = secrets.token_hex(8)
+    back = reg.client.patch(
+        f"/admin/connectors/{name}", json={"attempt_deadline": None}, headers={"X-Request-Id": rid}
+    )
+    assert ok(back)["attempt_deadline"] is None
+    (record,) = reg.changes(request_id=rid)
+    assert record["details"]["changes"] == {"attempt_deadline": [4, None]}
+
+
 def test_soap_connector_needs_a_namespace(reg: Registry, base: Base) -> None:
     body = {"name": reg.unique("conn"), "agency_code": base.agency, "kind": "soap",
             "base_url": UPSTREAM}  # fmt: skip

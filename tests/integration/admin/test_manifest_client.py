@@ -93,3 +93,31 @@ def test_export_writes_yaml_that_applies_unchanged(
     )
     assert code == 0, sink.getvalue()
     assert "0 create, 0 update, 3 unchanged" in sink.getvalue()
+
+
+def test_deadlines_round_trip_through_export_and_apply(reg: Registry, tmp_path: Path) -> None:
+    agency = reg.agency()
+    retry = {"max_attempts": 2, "max_delay": 6}
+    name = reg.connector(agency, attempt_deadline=3, retry=retry)["name"]
+    integrator = reg.principal("integrator", agency)
+    out = io.StringIO()
+    assert manifest_client.export(hub_url=reg.hub.url, key=integrator, out=out) == 0
+    doc = yaml.safe_load(out.getvalue())
+    (exported,) = doc["connectors"]
+    assert (exported["attempt_deadline"], exported["retry"]) == (3, retry)
+
+    path = tmp_path / "export.yaml"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    sink = io.StringIO()
+    code = manifest_client.apply(
+        hub_url=reg.hub.url, key=integrator, path=path, dry_run=False, out=sink
+    )
+    assert code == 0, sink.getvalue()
+    assert "0 create, 0 update, 2 unchanged" in sink.getvalue()
+
+    # A manifest written before deadlines existed has none: the connector takes the default.
+    del exported["attempt_deadline"]
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    code, text = run_apply(reg, path)
+    assert code == 0 and f"~ connector {name}: attempt_deadline 3.0 -> (none)" in text
+    assert ok(reg.client.get(f"/admin/connectors/{name}"))["attempt_deadline"] is None

@@ -143,6 +143,7 @@ def make_channel(
     partitions: int = 3,
     max_message_bytes: int = 262_144,
     filter: dict[str, Any] | None = None,
+    path: str | None = None,
 ) -> Channel:
     tag = secrets.token_hex(4)
     agency = random_agency()
@@ -201,7 +202,7 @@ def make_channel(
                     },
                 )
             )
-            spec |= {"connector": connector, "path": f"/hooks/{tag}"}
+            spec |= {"connector": connector, "path": path or f"/hooks/{tag}"}
         created = ok(admin.post("/admin/subscriptions", json=spec))
     secrets_given = created.get("secrets") or [None]
     return Channel(

@@ -7,14 +7,16 @@ are verified with the Standard Webhooks reference library.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import RunningHub
 from tests.integration.conftest import audit_records
+from tests.integration.dripping import DrippingServer
 from tests.integration.messaging.receiver import Channel, make_channel, running_receiver, wait_for
+from tests.wait import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +141,41 @@ def test_a_slow_receiver_times_out_and_is_retried(mhub: RunningHub, receiver_url
         for r in audit_records(mhub, kind="delivery", message_id=message_id)
     ))  # fmt: skip
     records = audit_records(mhub, kind="delivery", message_id=message_id)
-    assert any(r["hub_status"] == 504 and "did not answer in time" in r["error"] for r in records)
+    late = "the receiver did not answer within the attempt deadline of 0.3 s"
+    assert any(r["hub_status"] == 504 and r["error"] == late for r in records)
+
+
+def test_a_dripping_receiver_times_out_at_the_attempt_deadline_and_is_retried(
+    mhub: RunningHub, dripping: DrippingServer, unique: Callable[[str], str]
+) -> None:
+    """The receiver sends its answer a byte at a time: no read waits long, but the attempt
+    (the subscription's retry.timeout) has a deadline for the whole answer."""
+    key = unique("hook")
+    channel = make_channel(
+        mhub,
+        dripping.url,
+        path=f"/drip/{key}/0/2",  # two dripped answers, then 200 at once
+        retry={"delays": [0.05], "jitter": 0, "max_attempts": 5, "timeout": 0.5},
+    )
+    message_id = channel.publish({"id": "D", "n": 1}).json()["messages"][0]["id"]
+    records = wait_until(
+        lambda: (
+            (r := audit_records(mhub, kind="delivery", message_id=message_id)) and len(r) == 3 and r
+        ),
+        what="three delivery attempts recorded",
+    )
+    by_attempt = {r["attempts"]: r for r in records}
+    late = "the receiver did not finish its answer within the attempt deadline of 0.5 s"
+    for attempt in (1, 2):
+        record = by_attempt[attempt]
+        assert (record["hub_status"], record["provider_status"]) == (504, None)
+        assert record["error"] == late
+        assert record["details"]["outcome"] == "retry"
+        assert record["latency_us"] < (0.5 + 3) * 1_000_000
+    assert (by_attempt[3]["hub_status"], by_attempt[3]["error"]) == (200, None)
+    assert dripping.keys[key].calls == 3
+    wait_until(lambda: dripping.keys[key].cut == 2, what="the receiver to see both drips cut")
+    channel.admin("DELETE", "")
 
 
 def test_pause_resume_and_replay(channel: Channel) -> None:
