@@ -18,7 +18,7 @@ from audit.canonical import leaf_hash
 from audit.keys import load_signers, rotate, write_signers
 from audit.log import GAP_SECONDS, AuditLog
 from audit.notes import Checkpoint, UnknownKey, Verifier, open_note
-from audit.records import ExchangeRecord, new_record_id
+from audit.records import ExchangeRecord, Record, new_record_id
 from audit.tree import TreeStore
 from audit.writer import AuditWriter
 from gateway.db import make_engine, migrate
@@ -193,7 +193,7 @@ def test_start_and_stop_are_signed_records_and_a_reconfiguration_is_recorded(eng
         writer = AuditWriter(engine)
         audit_log = _log(engine, key_file, writer=writer, **kwargs)
         await audit_log.start()
-        await writer.write(_row(1))
+        await writer.write(Record(**_row(1)))
         await audit_log.stop()
         await writer.aclose()
 
@@ -243,7 +243,7 @@ def test_a_rotated_key_is_handed_over_in_a_checkpoint_both_keys_sign(engine, key
         writer = AuditWriter(engine)
         audit_log = _log(engine, key_file, writer=writer)
         await audit_log.start()
-        await writer.write(_row(1))
+        await writer.write(Record(**_row(1)))
         await audit_log.stop()
         await writer.aclose()
 
