@@ -20,8 +20,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 
-from messaging.broker import Broker, BrokerUnavailable, Outgoing
+from messaging.broker import Broker, Outgoing
 from messaging.entries import TopicEntry
+from messaging.errors import BrokerUnavailable
 from messaging.leases import Leases
 from messaging.models import Message
 from messaging.threads import Threads
