@@ -33,6 +33,7 @@ import orjson
 import psycopg
 from sqlalchemy.engine import Engine
 
+from audit.errors import AuditUnavailable
 from audit.records import ExchangeRecord
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,6 @@ def writers_turn(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-class AuditUnavailable(Exception):
-    """The record could not be committed; the exchange's answer must not leave."""
 
 
 class AuditWriter:

@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from audit.errors import AuditUnavailable
 from audit.records import RecordKind, new_record_id
-from audit.writer import AuditUnavailable
 from connectors import errors as ce
 from connectors.base import UpstreamRequest
 from gateway.problems import PROBLEM_CONTENT_TYPE, Problem

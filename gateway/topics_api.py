@@ -23,8 +23,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 
+from audit.errors import AuditUnavailable
 from audit.records import RecordKind, new_record_id
-from audit.writer import AuditUnavailable
 from gateway.dataplane import authenticate, valid_request_id
 from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
 from gateway.runtime import Runtime

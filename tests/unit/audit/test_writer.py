@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
+from audit.errors import AuditUnavailable
 from audit.records import new_record_id
-from audit.writer import AuditUnavailable, AuditWriter
+from audit.writer import AuditWriter
 from gateway.db import make_engine
 from gateway.migrate import migrate
 from registry.types import utcnow
