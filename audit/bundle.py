@@ -34,7 +34,8 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from audit import merkle
 from audit.canonical import leaf_bytes
-from audit.notes import Checkpoint, NoteError, Verifier, open_note
+from audit.errors import ExportError, NoteError
+from audit.notes import Checkpoint, Verifier, open_note
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -55,10 +56,6 @@ class Outcome(IntEnum):
     INCLUSION = 4
     CONSISTENCY = 5
     MISMATCH = 6
-
-
-class ExportError(Exception):
-    """The bundle cannot be written (no checkpoint yet, no such checkpoint size)."""
 
 
 @dataclass(slots=True)

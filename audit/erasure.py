@@ -32,6 +32,7 @@ from sqlalchemy import Connection, and_, column, insert, or_, select, table, tru
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
+from audit.errors import ErasureError
 from audit.records import ExchangeRecord, RecordKind, new_record_id
 from registry.types import utcnow
 
@@ -47,10 +48,6 @@ _TABLES: dict[str, tuple[str, ...]] = {
 # An identifier made only of these is written verbatim in any JSON text, so `LIKE` finds every
 # candidate row; others (quotes, non-ASCII a producer may have \u-escaped) need a full scan.
 _VERBATIM = re.compile(r"[A-Za-z0-9 .,:;@#+=_%-]+")
-
-
-class ErasureError(ValueError):
-    """The request cannot be carried out (an empty identifier, a hash that is not one)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from audit.errors import KeyFileError
 from audit.notes import Signer
-
-
-class KeyFileError(Exception):
-    """The key file is missing (outside development), unreadable or holds a bad key."""
 
 
 def default_key_file(database_url: str) -> Path:

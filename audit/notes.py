@@ -21,9 +21,10 @@ it has seen, and common note verifiers (Go's sumdb/note among them) check only 0
 extension line keeps the time readable in the body, signed by the same 0x01 signature, and a
 witness's Ed25519 cosignature still covers it (that cosignature signs the whole body).
 
-Errors: `NoteError` (a `ValueError`) is the root; `MalformedNote` (and `MalformedCheckpoint`), the
-text is not a signed note / a checkpoint; `UnknownKey`, no trusted key signed it; `BadSignature`, a
-trusted key's signature does not verify. Bad key strings raise `ValueError`.
+Errors (audit/errors.py): `NoteError` (a `ValueError`) is the root; `MalformedNote` (and
+`MalformedCheckpoint`), the text is not a signed note / a checkpoint; `UnknownKey`, no trusted key
+signed it; `BadSignature`, a trusted key's signature does not verify. Bad key strings raise
+`ValueError`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -45,40 +46,12 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from audit.errors import BadSignature, MalformedCheckpoint, MalformedNote, UnknownKey
+
 ALG_ED25519 = 0x01
 MAX_SIGNATURES = 100  # as Go's note.Open; c2sp asks verifiers to accept at least 16
 DEFAULT_ORIGIN = "lgsp.laichau.gov.vn/audit"
 _DASH = "— "
-
-
-class NoteError(ValueError):
-    """A signed note could not be opened."""
-
-
-class MalformedNote(NoteError):
-    """The text is not a well-formed signed note."""
-
-
-class MalformedCheckpoint(MalformedNote):
-    """The note's text is not a well-formed checkpoint."""
-
-
-class UnknownKey(NoteError):
-    """No signature in the note is by a trusted key; `keys` lists the `name+key id` found."""
-
-    def __init__(self, keys: Sequence[str]) -> None:
-        self.keys = list(keys)
-        found = ", ".join(self.keys) or "none"
-        super().__init__(f"the note has no signature by a trusted key (signed by: {found})")
-
-
-class BadSignature(NoteError):
-    """A trusted key's signature on the note does not verify."""
-
-    def __init__(self, name: str, key_id: str) -> None:
-        self.name = name
-        self.key_id = key_id
-        super().__init__(f"invalid signature for key {name}+{key_id}")
 
 
 def valid_name(name: str) -> bool:

@@ -16,15 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from audit import merkle
+from audit.errors import ProofNotYet, ProofRefused
 from audit.tree import leaf_index, read_state, read_tile
-
-
-class ProofError(Exception):
-    """The proof cannot be given: `status` says why (404 unknown, 409 not yet, 422 bad sizes)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +117,8 @@ def _against(connection: Connection, size: int | None) -> StoredCheckpoint:
     )
     if checkpoint is None:
         if size is None:
-            raise ProofError(409, "the log has no signed checkpoint yet; retry in a few seconds")
-        raise ProofError(404, f"no checkpoint of size {size}")
+            raise ProofNotYet("the log has no signed checkpoint yet; retry in a few seconds")
+        raise ProofRefused(404, f"no checkpoint of size {size}")
     return checkpoint
 
 
@@ -136,7 +129,7 @@ def inclusion(engine: Engine, record_id: str, *, size: int | None = None) -> Inc
             text("SELECT seq FROM exchange_record WHERE id = :id"), {"id": record_id}
         ).scalar()
         if seq is None:
-            raise ProofError(
+            raise ProofRefused(
                 404,
                 f"no exchange record {record_id} in the live log (an archived record's proof "
                 "is in its archive file)",
@@ -144,10 +137,9 @@ def inclusion(engine: Engine, record_id: str, *, size: int | None = None) -> Inc
         checkpoint = _against(connection, size)
         [found] = inclusions(connection, [int(seq)], checkpoint)
         if found is None:
-            raise ProofError(
-                409,
+            raise ProofNotYet(
                 f"record {record_id} is not in the checkpoint of size {checkpoint.size} yet; "
-                "retry in a few seconds",
+                "retry in a few seconds"
             )
         index, leaf, proof = found
         return Inclusion(record_id, int(seq), index, leaf, proof, checkpoint)
@@ -175,9 +167,9 @@ def consistency(engine: Engine, first: int, second: int) -> tuple[list[bytes], b
     with engine.connect() as connection:
         state = read_state(connection)
         if not 0 < first <= second:
-            raise ProofError(422, "sizes must satisfy 0 < from <= to")
+            raise ProofRefused(422, "sizes must satisfy 0 < from <= to")
         if second > state.size:
-            raise ProofError(422, f"the tree has {state.size} leaves, fewer than {second}")
+            raise ProofRefused(422, f"the tree has {state.size} leaves, fewer than {second}")
         nodes = merkle.tile_nodes(_cached_reader(connection))
         proof = merkle.consistency_proof(first, second, nodes) if first < second else []
         return proof, merkle.root_at(first, nodes), merkle.root_at(second, nodes)

@@ -28,6 +28,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 from sqlmodel.sql._expression_select_cls import SelectBase
 
+from audit.errors import BadCursor
 from audit.records import ExchangeRecord, RecordKind
 
 INDEX_NOTES = (
@@ -39,10 +40,6 @@ BIGINT_MAX = 2**63 - 1  # seq is BIGINT on PostgreSQL: a cursor beyond it would 
 EXPORT_PAGE = 1000  # rows read per query while streaming an export
 
 S = TypeVar("S", bound=SelectBase[*tuple[Any, ...]])
-
-
-class BadCursor(ValueError):
-    pass
 
 
 def encode_cursor(seq: int, prefix: str = "s") -> str:

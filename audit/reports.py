@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 
 from audit import proofs
 from audit.canonical import COLUMNS, format_time, leaf_hash, record_document
+from audit.errors import BadReportCursor, InvalidIdentifier
 from audit.models import AuditArchive, AuditKey
 from audit.proofs import StoredCheckpoint
 from audit.queries import BIGINT_MAX, ExchangeFilter, narrow
@@ -38,14 +39,6 @@ from registry.models import Agency, Consumer, Grant
 
 REPORT_PAGE = 500  # accesses per JSON page by default, and rows read per query when streaming
 _IDENTIFIER = re.compile(r"[0-9]{12}|[0-9]{9}")
-
-
-class InvalidIdentifier(ValueError):
-    """Not a personal identification number (12 digits) or an old ID card number (9 digits)."""
-
-
-class BadReportCursor(ValueError):
-    pass
 
 
 def check_identifier(identifier: str) -> str:

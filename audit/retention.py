@@ -46,6 +46,7 @@ from sqlalchemy.engine import Engine
 
 from audit.bundle import BundleWriter, iso_utc, partial_path, sha256_file, verify_bundle
 from audit.canonical import leaf_bytes
+from audit.errors import ArchiveError
 from audit.keys import default_key_file
 from audit.locks import exclusive
 from audit.merkle import (
@@ -73,11 +74,6 @@ _DELETE_CHUNK = 500  # seqs per DELETE … IN (…) (SQLite's bound-parameter li
 _records = ExchangeRecord.__table__  # type: ignore[attr-defined]
 _archives = AuditArchive.__table__  # type: ignore[attr-defined]
 _checkpoints = AuditCheckpoint.__table__  # type: ignore[attr-defined]
-
-
-class ArchiveError(Exception):
-    """Archiving stopped before deleting anything: the log does not match its tree, or the file
-    did not verify. Run `lgsp audit verify`."""
 
 
 @dataclass(frozen=True, slots=True)

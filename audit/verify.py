@@ -56,15 +56,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from audit import merkle
 from audit.canonical import leaf_hash
-from audit.notes import (
-    BadSignature,
-    Checkpoint,
-    MalformedNote,
-    UnknownKey,
-    Verifier,
-    note_body,
-    open_note,
-)
+from audit.errors import BadSignature, MalformedNote, UnknownKey, VerifyError
+from audit.notes import Checkpoint, Verifier, note_body, open_note
 from audit.records import ExchangeRecord, RecordKind
 from audit.tree import TreeStore, leaf_entries, level0_tiles, read_state, read_tile, unpack_seqs
 
@@ -192,10 +185,6 @@ class Report:
             },
             "trusted_keys": self.trusted_keys,
         }
-
-
-class VerifyError(Exception):
-    """The verification could not run (no audit tables, unreadable state file)."""
 
 
 def verify_log(

@@ -34,6 +34,7 @@ import orjson
 import psycopg
 from sqlalchemy.engine import Engine
 
+from audit.errors import AuditUnavailable
 from audit.records import RECORD_FIELDS, Record
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,6 @@ def writers_turn(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-class AuditUnavailable(Exception):
-    """The record could not be committed; the exchange's answer must not leave."""
 
 
 class AuditWriter:

@@ -1,6 +1,7 @@
 """The broker interface: two backends (`database`, `kafka`) behind one set of calls.
 
 Calls block (kafka-python is a blocking client); the relay and delivery run them in threads.
+Every call fails with an error of messaging/errors.py, whatever the backend's client raised.
 A topic has numbered partitions; each partition is a log whose offsets start at 0. The hub
 chooses the partition itself (Kafka's murmur2 of the key, see `partition_for`), so a message
 lands in the same partition on either backend and external Kafka consumers see the usual layout.
@@ -14,10 +15,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from kafka.partitioner.default import murmur2
-
-
-class BrokerUnavailable(Exception):
-    """The broker did not acknowledge (down, paused, timed out): try again later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +51,9 @@ class Broker(Protocol):
         """Create the topic if it is missing (an existing topic is left as it is)."""
 
     def produce(self, batch: Sequence[Outgoing]) -> None:
-        """Store every message, acknowledged by all in-sync replicas, or raise BrokerUnavailable.
+        """Store every message, acknowledged by all in-sync replicas, or raise an error of
+        messaging/errors.py: Transient (try again later) or Terminal (naming the topic that
+        cannot take its messages until someone changes it).
 
         Order within a partition is the order of `batch`. After a failure the relay sends the
         batch again: the database backend stores each message id once; on Kafka a message may

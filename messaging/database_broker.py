@@ -13,7 +13,10 @@ run on one process; several hub processes may share the log.
 - Exactly once for re-sends: a message id already in the topic's log is skipped (unique
   (topic, message_id)), so the relay may re-send a batch after a failure without duplicates.
 - Bounded: a writer waits at most `timeout_seconds` for the lock (a process hung inside its
-  transaction, a table lock), then the call raises BrokerUnavailable like any database error.
+  transaction, a table lock), then the call raises DatabaseUnavailable like any database error.
+- Errors: SQLAlchemy's are translated here, once (`translate`): a value the database refuses
+  is MessageRejected (terminal), anything else DatabaseUnavailable (transient); the detail is
+  the driver's first line, never the statement's parameters (they hold messages).
 - Waiting readers: a `produce` in this process wakes them at once; writes by other processes
   are noticed by polling (every `poll_seconds`).
 - Retention: `trim` deletes old entries but keeps the last of each partition, so the end offset
@@ -31,10 +34,11 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlmodel import col
 
-from messaging.broker import BrokerUnavailable, Outgoing, Received
+from messaging.broker import Outgoing, Received
+from messaging.errors import DatabaseUnavailable, MessageRejected, MessagingError
 from messaging.models import LogEntry
 
 _topic, _partition, _offset = col(LogEntry.topic), col(LogEntry.partition), col(LogEntry.offset)
@@ -103,12 +107,14 @@ class DatabaseBroker:
         by_topic: dict[str, list[Outgoing]] = {}
         for message in batch:
             by_topic.setdefault(message.topic, []).append(message)
+        topic = None
         try:
             with self._writing() as connection:
                 for topic in sorted(by_topic):  # one lock order for every writer: no deadlock
                     self._append(connection, topic, by_topic[topic])
         except SQLAlchemyError as error:
-            raise BrokerUnavailable(f"the broker log could not be written: {error}") from error
+            # The topic being written when it failed: a refused value is that topic's.
+            raise translate(error, "the broker log could not be written", topic=topic) from error
         _appended.announce()
 
     def fetch(
@@ -127,7 +133,7 @@ class DatabaseBroker:
                 with self._engine.connect() as connection:
                     rows = connection.execute(query).all()
             except SQLAlchemyError as error:
-                raise BrokerUnavailable(f"the broker log could not be read: {error}") from error
+                raise translate(error, "the broker log could not be read", topic=topic) from error
             remaining = deadline - time.monotonic()
             if rows or remaining <= 0 or self._closed:
                 return [_received(row) for row in rows]
@@ -177,7 +183,7 @@ class DatabaseBroker:
                     deleted += result.rowcount
                 return deleted
         except SQLAlchemyError as error:
-            raise BrokerUnavailable(f"the broker log could not be trimmed: {error}") from error
+            raise translate(error, "the broker log could not be trimmed", topic=topic) from error
 
     def close(self) -> None:
         """Waiting readers return at once; the engine belongs to the caller."""
@@ -266,7 +272,23 @@ class DatabaseBroker:
             with self._engine.connect() as connection:
                 return connection.execute(query).scalar()
         except SQLAlchemyError as error:
-            raise BrokerUnavailable(f"the broker log could not be read: {error}") from error
+            raise translate(error, "the broker log could not be read") from error
+
+
+def translate(error: SQLAlchemyError, doing: str, *, topic: str | None = None) -> MessagingError:
+    """SQLAlchemy's error as messaging's (the one place where they are translated).
+
+    A value the database refuses (DataError: too long, not encodable) will be refused again:
+    terminal. Anything else (connection lost, lock timeout, SQLite busy, a conflicting writer)
+    may pass. The detail is the driver's first line: SQLAlchemy's own text carries the
+    statement's parameters, which hold messages.
+    """
+    cause = getattr(error, "orig", None) or error
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    detail = f"{doing}: {type(cause).__name__}" + (f": {first}" if first else "")
+    if isinstance(error, DataError):
+        return MessageRejected(detail, topic=topic)
+    return DatabaseUnavailable(detail, topic=topic)
 
 
 def _last_offset(topic: str, partition: int) -> Any:

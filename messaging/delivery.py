@@ -8,6 +8,11 @@ position is the oldest message not yet finished (delivered or dead-lettered), sa
 after a crash or a takeover delivery resumes there, so a message may be pushed twice, always with
 the same `webhook-id`, never lost.
 
+A broker failure restarts the worker from the stored positions: a transient one after a second,
+a terminal one (the topic misconfigured on the broker, messaging/errors.py) sets the subscription
+aside (messaging/set_aside.py: recorded, logged, shown in /readyz) and is tried again with
+backoff up to a minute, and at once when the registry changes.
+
 Outcomes of one attempt: 2xx delivered; 410 Gone disables the subscription (the message stays
 undelivered, and resuming the subscription delivers it); connection failures, timeouts, 408, 429
 and 5xx are retried on the subscription's schedule (with jitter, and never sooner than a
@@ -37,8 +42,10 @@ from audit.records import Record, RecordKind
 from messaging import positions, webhooks
 from messaging.broker import Broker, Received
 from messaging.entries import SubscriptionEntry, TopicEntry
+from messaging.errors import Terminal, terminal_cause
 from messaging.leases import Leases
-from messaging.models import DeadLetter, DeadLetterState
+from messaging.models import DeadLetter, DeadLetterState, SetAsideKind
+from messaging.set_aside import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS, SetAsideBook
 from messaging.threads import Threads
 from registry.models import RetrySchedule
 from registry.types import Delivery, SubscriptionStatus, utcnow
@@ -169,6 +176,7 @@ class DeliveryManager:
         threads: Threads,
         in_flight: int = 64,
         window: int = 2000,
+        retry_seconds: tuple[float, float] = (RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS),
     ) -> None:
         self.engine = engine
         self.broker = broker
@@ -182,7 +190,14 @@ class DeliveryManager:
         self.in_flight = in_flight
         self.window = window
         self.workers: dict[str, Worker] = {}
+        self.set_aside = SetAsideBook(
+            engine,
+            SetAsideKind.SUBSCRIPTION,
+            first_seconds=retry_seconds[0],
+            max_seconds=retry_seconds[1],
+        )
         self._appended = asyncio.Event()
+        self._changed = asyncio.Event()
         self.rng = random.Random()
         self.delivered = 0  # observability and tests
         self.dead_lettered = 0
@@ -211,6 +226,10 @@ class DeliveryManager:
         """Set at the next append in this process: taken before looking, so none is missed."""
         return self._appended
 
+    def registry_changed(self) -> asyncio.Event:
+        """Set at the next registry change: a subscription set aside is tried again then."""
+        return self._changed
+
     async def sync(self) -> None:
         """Start, stop or restart workers to match the current subscriptions."""
         wanted = {
@@ -230,6 +249,12 @@ class DeliveryManager:
         for name, entry in wanted.items():
             if name not in self.workers:
                 self.workers[name] = Worker(self, entry)
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+        try:  # nobody delivers a deleted or paused subscription: nothing waits on it
+            await self.threads.run(self.set_aside.forget, set(wanted))
+        except Exception as exc:
+            log.warning("delivery: set-aside subscriptions not cleared: %s", exc)
 
     async def stop(self) -> None:
         workers, self.workers = list(self.workers.values()), {}
@@ -273,9 +298,26 @@ class Worker:
                     await self.m.threads.run(self.m.leases.release, self.lease)
                 raise
             except Exception as exc:
-                log.warning("delivery %s restarts: %s: %s", self.name, type(exc).__name__, exc)
                 await self._save(final=True)
+                terminal = terminal_cause(exc)
+                if terminal is not None:
+                    await self._set_aside(terminal)
+                    continue
+                log.warning("delivery %s restarts: %s: %s", self.name, type(exc).__name__, exc)
                 await asyncio.sleep(1.0)
+
+    async def _set_aside(self, error: Terminal) -> None:
+        """A retry will not help until the topic is fixed: say so (once), then wait, longer
+        each time up to a minute, or until the registry changes (an operator's fix)."""
+        changed = self.m.registry_changed()
+        book = self.m.set_aside
+        try:
+            await self.m.threads.run(book.fail, self.name, error)
+        except Exception as exc:  # the database is away too: the log says it
+            log.error("delivery %s set aside (%s), not recorded: %s", self.name, error, exc)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(book.wait_seconds(self.name) or book.first_seconds):
+                await changed.wait()
 
     async def _deliver_while_leased(self) -> None:
         entry = self.entry()
@@ -289,6 +331,7 @@ class Worker:
         )
         self.epoch = self.m.log_epoch(entry.topic)  # before the positions it goes with
         start = await self.m.threads.run(positions.starting, self.m.engine, self.m.broker, entry)
+        await self.m.threads.run(self.m.set_aside.resume, self.name)  # if it was set aside
         await self.m.threads.run(self._unclaim_all)
         self.tracks = [Track(p, start[p]) for p in range(entry.partitions)]
         self.recent.clear()

@@ -5,13 +5,21 @@ retried request cannot overtake the next one, so a partition keeps the batch's o
 idempotence (the test broker, tansu, refuses InitProducerId). Each record carries the message id
 and the acceptance time as headers (`lgsp-message-id`, `lgsp-timestamp`) besides the Outgoing's
 own, and that time as its timestamp. A call either gets every record acknowledged within
-`timeout_seconds` or raises BrokerUnavailable; after a failure the producer is dropped and the
-next call starts a new one, so a paused or replaced broker never wedges it.
+`timeout_seconds` or raises an error of messaging/errors.py; after a failure the producer is
+dropped and the next call starts a new one, so a paused or replaced broker never wedges it.
+
+Errors: kafka-python's are translated here, once (`_translate`): a topic the broker refuses to
+create, a topic with fewer partitions than the hub's, a message too large, an invalid record or
+refused ACLs are Terminal and name the hub topic; every other failure is Transient
+(BrokerUnavailable, BrokerTimeout, NotAcknowledged).
 
 Topics lost with their broker (a test broker keeps its log in memory; Kafka itself does not
 lose them) are created again by `produce` when they had been ensured before, with the
 partitions and retention remembered (see `produce`). Callers may still call `ensure_topic`
-after a BrokerUnavailable (the relay does); it costs one request when the topic exists.
+after a failure (the relay does); it costs one request when the topic exists. A topic that has
+fewer partitions than the hub's is checked with the broker itself before it is called
+misconfigured (the producer's view may predate an operator's fix), and the producer is then
+asked to fetch its metadata again.
 
 Reading: consumers without a group (`assign` + `seek`; no group join to wait for, positions
 are the hub's), pooled so that the relay and several delivery threads read at the same time;
@@ -48,14 +56,40 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import (
+    AuthorizationError,
+    BrokerResponseError,
+    InvalidConfigurationError,
+    InvalidPartitionsError,
+    InvalidRecordError,
+    InvalidReplicationAssignmentError,
+    InvalidReplicationFactorError,
+    InvalidTimestampError,
+    InvalidTopicError,
     KafkaError,
     KafkaTimeoutError,
+    MessageSizeTooLargeError,
     OffsetOutOfRangeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RequestTimedOutError,
     TopicAlreadyExistsError,
+    UnsupportedForMessageFormatError,
 )
 from kafka.protocol.metadata import MetadataRequest
 
-from messaging.broker import BrokerUnavailable, Outgoing, Received, kafka_name
+from messaging.broker import Outgoing, Received, kafka_name
+from messaging.errors import (
+    BrokerTimeout,
+    BrokerUnavailable,
+    MessageRejected,
+    MessageTooLarge,
+    MessagingError,
+    NotAcknowledged,
+    NotAuthorized,
+    Terminal,
+    TopicMisconfigured,
+    TopicRefused,
+)
 
 log = logging.getLogger(__name__)
 
@@ -156,26 +190,40 @@ class KafkaBroker:
                 break
             except KafkaError as error:
                 self._drop_admin()
-                if attempt == 2 or deadline - time.monotonic() < self._request_ms / 1000:
-                    raise BrokerUnavailable(f"Kafka did not create {name}: {error!r}") from error
+                failure = _translate(error, f"Kafka did not create {name}", topic=topic)
+                if (
+                    isinstance(failure, Terminal)
+                    or attempt == 2
+                    or deadline - time.monotonic() < self._request_ms / 1000
+                ):
+                    raise failure from error
         producer = self._producer_client()
+        asked = False
         while True:
             try:
                 known = set(producer.partitions_for(name) or ())
             except KafkaError as error:
-                raise BrokerUnavailable(f"no metadata for topic {name}: {error!r}") from error
+                raise _translate(error, f"no metadata for topic {name}", topic=topic) from error
             if set(range(spec.partitions)) <= known:
                 if created and self._on_created is not None:
                     self._on_created(topic)  # before any record is sent to the new log
                 return created
-            if known and not created:
-                # Made elsewhere with fewer partitions: producing to the others would fail.
-                raise BrokerUnavailable(
-                    f"Kafka topic {name} has {len(known)} partitions, the hub topic "
-                    f"{spec.partitions}: add partitions to it (kafka-topics --alter)"
-                )
+            if not asked:
+                # The producer's view may predate a change (an operator who recreated the topic
+                # with more partitions): ask the broker itself before calling it misconfigured.
+                asked = True
+                described = self._describe({topic}, deadline)
+                have = len(known) if described is None else described.get(topic)
+                if have and have < spec.partitions and not created:
+                    # Made elsewhere with fewer partitions: producing to the others would fail.
+                    raise TopicMisconfigured(
+                        f"Kafka topic {name} has {have} partitions, the hub topic "
+                        f"{spec.partitions}: add partitions to it (kafka-topics --alter)",
+                        topic=topic,
+                    )
+                _refresh_metadata(producer)
             if time.monotonic() >= deadline:
-                raise BrokerUnavailable(f"Kafka shows no partitions of {name} yet")
+                raise BrokerTimeout(f"Kafka shows no partitions of {name} yet", topic=topic)
             time.sleep(0.05)
 
     def _recreate(self, topics: set[str], deadline: float) -> set[str]:
@@ -190,8 +238,14 @@ class KafkaBroker:
         return created
 
     def _missing(self, topics: set[str], deadline: float) -> set[str]:
-        """The ones of `topics` the broker does not have, by a metadata request of their own
-        (the producer's view of the cluster may be older than the broker it talks to)."""
+        """The ones of `topics` the broker does not have."""
+        described = self._describe(topics, deadline)
+        return set() if described is None else topics - set(described)
+
+    def _describe(self, topics: set[str], deadline: float) -> dict[str, int] | None:
+        """How many partitions the broker has for each of `topics` it has, by a metadata
+        request of their own (the producer's view of the cluster may be older than the broker
+        it talks to); None from a broker too old to be asked without creating them."""
         names = {kafka_name(self.prefix, topic): topic for topic in topics}
         with self._metadata_lock:
             client = self._metadata
@@ -204,7 +258,7 @@ class KafkaBroker:
                     raise KafkaTimeoutError("no broker to ask for metadata")
                 version = client.api_version(MetadataRequest, max_version=7)
                 if version < 4:  # older requests would create the topics: trust the ack
-                    return set()
+                    return None
                 future = client.send(
                     node,
                     MetadataRequest[version](topics=sorted(names), allow_auto_topic_creation=False),
@@ -217,10 +271,10 @@ class KafkaBroker:
             except KafkaError as error:
                 self._metadata = None
                 _close_quietly(client, None)
-                raise BrokerUnavailable(f"no metadata from Kafka: {error!r}") from error
-        # Every version's topic entry starts with (error_code, name).
-        present = {entry[1] for entry in future.value.topics if entry[0] == 0}
-        return {topic for name, topic in names.items() if name not in present}
+                raise _translate(error, "no metadata from Kafka") from error
+        # Versions 4 to 7: each topic is (error_code, name, is_internal, partitions).
+        present = {entry[1]: len(entry[3]) for entry in future.value.topics if entry[0] == 0}
+        return {topic: present[name] for name, topic in names.items() if name in present}
 
     # ---------------------------------------------------------------------------- produce
 
@@ -243,10 +297,8 @@ class KafkaBroker:
             failed, error = self._send(pending, deadline, careful=recreated)
             try:
                 missing = self._missing({message.topic for message in pending}, deadline)
-            except BrokerUnavailable as unavailable:
-                if error is not None:
-                    raise _unacknowledged(error) from error
-                raise unavailable
+            except MessagingError as unavailable:
+                raise error or unavailable from None
             if not missing and not failed:
                 return
             with self._lock:
@@ -256,9 +308,7 @@ class KafkaBroker:
             # tansu may refuse the first records of a topic it has just created again.
             lost = missing | recreated
             if attempt == PRODUCE_ATTEMPTS or any(m.topic not in lost for m in failed):
-                if error is not None:
-                    raise _unacknowledged(error) from error
-                raise BrokerUnavailable(f"Kafka lost topics {sorted(missing)} again")
+                raise error or NotAcknowledged(f"Kafka lost topics {sorted(missing)} again")
             created = self._recreate(missing, deadline)  # none if metadata was only late
             again = {id(message) for message in failed}
             pending = [m for m in pending if m.topic in created or id(m) in again]
@@ -288,13 +338,16 @@ class KafkaBroker:
 
     def _send(
         self, batch: Sequence[Outgoing], deadline: float, *, careful: set[str] | None = None
-    ) -> tuple[list[Outgoing], KafkaError | None]:
-        """The messages that were not acknowledged, with the first error.
+    ) -> tuple[list[Outgoing], MessagingError | None]:
+        """The messages that were not acknowledged, with the first error (translated, naming
+        the topic of the message it came from).
 
         Messages of `careful` topics (created again in this call) go one at a time: tansu may
         refuse a topic's first records and store the next ones, and those stored after a
         refused one would come before it once it is sent again. One at a time, a refusal
-        stops its partition, and everything behind it is sent again in order.
+        stops its partition, and everything behind it is sent again in order. A message the
+        producer refuses before sending it (too large) stops the batch there for the same
+        reason: nothing behind it is sent.
         """
         if careful:
             slow = [m for m in batch if m.topic in careful]
@@ -305,31 +358,32 @@ class KafkaBroker:
                 return fast_failed + slow_failed, fast_error or slow_error
         producer = self._producer_client()
         futures = []
-        error: KafkaError | None = None
+        error: MessagingError | None = None
         try:
             for message in batch:
-                futures.append(
-                    producer.send(
-                        kafka_name(self.prefix, message.topic),
-                        value=message.value,
-                        key=None if message.key is None else message.key.encode(),
-                        partition=message.partition,
-                        timestamp_ms=message.timestamp_ms,
-                        headers=_headers(message),
-                    )
+                future = producer.send(
+                    kafka_name(self.prefix, message.topic),
+                    value=message.value,
+                    key=None if message.key is None else message.key.encode(),
+                    partition=message.partition,
+                    timestamp_ms=message.timestamp_ms,
+                    headers=_headers(message),
                 )
-        except KafkaError as refused:  # no metadata for the topic within max_block_ms
-            error = refused
-        except AssertionError as refused:  # kafka-python checks arguments with assert
-            self._drop_producer(producer)
-            raise BrokerUnavailable(f"Kafka refused the batch: {refused}") from refused
+                futures.append(future)
+                if future.is_done and future.failed():
+                    break  # refused before any send: what follows waits behind it
+        except (KafkaError, AssertionError) as refused:
+            # No metadata for the topic within max_block_ms; or kafka-python's checks of its
+            # arguments (asserts), of which the hub can fail only the partition's.
+            message = batch[len(futures)]
+            error = _translate(refused, "Kafka refused a message", topic=message.topic)
         try:
             producer.flush(timeout=STALL_SECONDS)  # sends now rather than after linger_ms
         except KafkaTimeoutError:
             # The producer may be waiting for a topic that a broker started afresh lacks:
             # create it, and the producer's retries deliver. A broker that does not answer
             # lets the sends time out instead.
-            with suppress(BrokerUnavailable):
+            with suppress(MessagingError):
                 self._recreate({message.topic for message in batch}, deadline)
         failed = list(batch[len(futures) :])
         for message, future in zip(batch, futures, strict=False):
@@ -337,17 +391,19 @@ class KafkaBroker:
                 future.get(timeout=max(0.0, deadline - time.monotonic()))
             except KafkaError as unacknowledged:
                 failed.append(message)
-                error = error or unacknowledged
+                error = error or _translate(
+                    unacknowledged, "Kafka did not acknowledge", topic=message.topic, producing=True
+                )
         if failed:
             self._drop_producer(producer)
         return failed, error
 
     def _send_in_order(
         self, batch: Sequence[Outgoing], deadline: float
-    ) -> tuple[list[Outgoing], KafkaError | None]:
+    ) -> tuple[list[Outgoing], MessagingError | None]:
         """Each message acknowledged before the next of its partition is sent."""
         failed: list[Outgoing] = []
-        error: KafkaError | None = None
+        error: MessagingError | None = None
         stopped: set[tuple[str, int]] = set()
         for message in batch:
             if (message.topic, message.partition) in stopped:
@@ -378,7 +434,7 @@ class KafkaBroker:
                         allow_auto_create_topics=False,  # the hub creates them, with partitions
                     )
                 except KafkaError as error:
-                    raise BrokerUnavailable(f"cannot reach Kafka: {error!r}") from error
+                    raise _translate(error, "cannot reach Kafka") from error
             return self._producer
 
     def _client_config(self) -> dict[str, Any]:
@@ -562,7 +618,7 @@ class KafkaBroker:
                     fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                 )
             except KafkaError as error:
-                raise BrokerUnavailable(f"cannot reach Kafka: {error!r}") from error
+                raise _translate(error, "cannot reach Kafka") from error
         healthy = False
         try:
             if consumer.assignment() != {tp}:
@@ -570,7 +626,8 @@ class KafkaBroker:
             yield consumer
             healthy = True
         except KafkaError as error:
-            raise BrokerUnavailable(f"Kafka read failed: {error!r}") from error
+            topic = tp.topic[len(self.prefix) :]
+            raise _translate(error, f"Kafka read of {tp.topic} failed", topic=topic) from error
         finally:
             with self._lock:
                 keep = healthy and not self._closed
@@ -610,8 +667,59 @@ class KafkaBroker:
                 _close_quietly(client, None)
 
 
-def _unacknowledged(error: KafkaError) -> BrokerUnavailable:
-    return BrokerUnavailable(f"Kafka did not acknowledge: {error!r}")
+# kafka-python's errors that a retry does not clear, by what the operator has to change. Every
+# other error is transient: kafka-python's own `retriable` flag is not used, as it calls errors
+# transient brokers answer while they recover (UnknownError, from tansu) final.
+_TERMINAL: tuple[tuple[tuple[type[Exception], ...], type[Terminal]], ...] = (
+    ((MessageSizeTooLargeError, RecordListTooLargeError), MessageTooLarge),
+    ((AuthorizationError,), NotAuthorized),  # the topic's, the cluster's (to create topics)
+    (
+        (
+            InvalidTopicError,
+            InvalidPartitionsError,
+            InvalidReplicationFactorError,
+            InvalidReplicationAssignmentError,
+            InvalidConfigurationError,
+            PolicyViolationError,
+        ),
+        TopicRefused,
+    ),
+    (
+        (InvalidRecordError, InvalidTimestampError, UnsupportedForMessageFormatError),
+        MessageRejected,
+    ),
+    # kafka-python checks its arguments with assert; the hub's can fail only the partition's.
+    ((AssertionError,), TopicMisconfigured),
+)
+
+
+def _translate(
+    error: Exception, doing: str, *, topic: str | None = None, producing: bool = False
+) -> MessagingError:
+    """kafka-python's error as messaging's (the one place where they are translated)."""
+    detail = f"{doing}: {error!r}"
+    translated: MessagingError
+    for kinds, terminal in _TERMINAL:
+        if isinstance(error, kinds):
+            translated = terminal(detail, topic=topic)
+            break
+    else:
+        if isinstance(error, KafkaTimeoutError | RequestTimedOutError):
+            translated = BrokerTimeout(detail, topic=topic)
+        elif producing and isinstance(error, BrokerResponseError):
+            translated = NotAcknowledged(detail, topic=topic)
+        else:
+            translated = BrokerUnavailable(detail, topic=topic)
+    translated.__cause__ = error
+    return translated
+
+
+def _refresh_metadata(producer: Any) -> None:
+    """Have the producer fetch the cluster's metadata now, not when it next expires (minutes):
+    its view of a topic may predate an operator's change. (kafka-python has no public call.)"""
+    with suppress(Exception):
+        producer._metadata.request_update()
+        producer._sender.wakeup()
 
 
 def _headers(message: Outgoing) -> list[tuple[str, bytes]]:

@@ -8,6 +8,9 @@ positions, dead letters and leases.
 - `subscription_position`: per subscription and partition, the offset delivery resumes from.
 - `dead_letter`: what a subscription gave up on, with the context to redeliver it.
 - `lease`: which process runs the relay, or a subscription's delivery, right now.
+- `messaging_set_aside`: topics the relay set aside, and subscriptions delivery set aside,
+  after a terminal error (messaging/set_aside.py): kept in the database so that every
+  replica's /readyz shows them, and a replica taking the relay over knows them.
 """
 
 from __future__ import annotations
@@ -42,6 +45,15 @@ class Message(SQLModel, table=True):
         # The outbox: only unrelayed rows are indexed, so the relay's scan stays small.
         Index(
             "ix_message_outbox",
+            "seq",
+            sqlite_where=text("relayed_at IS NULL"),
+            postgresql_where=text("relayed_at IS NULL"),
+        ),
+        # The outbox per topic: while topics are set aside the relay reads each other topic's
+        # oldest rows from here, never stepping over the rows that wait (and counts those).
+        Index(
+            "ix_message_outbox_topic",
+            "topic",
             "seq",
             sqlite_where=text("relayed_at IS NULL"),
             postgresql_where=text("relayed_at IS NULL"),
@@ -131,3 +143,22 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=120)
     holder: str = Field(max_length=120)
     expires_at: float  # epoch seconds
+
+
+class SetAsideKind(StrEnum):
+    TOPIC = "topic"  # the relay hands none of its messages to the broker; they wait in the outbox
+    SUBSCRIPTION = "subscription"  # its delivery waits
+
+
+class SetAside(SQLModel, table=True):
+    """A topic or subscription set aside after a terminal error, until a retry succeeds."""
+
+    __tablename__ = "messaging_set_aside"
+    kind: SetAsideKind = Field(primary_key=True, sa_type=String(16))
+    name: str = Field(primary_key=True, max_length=120)
+    error: str = Field(max_length=60)  # the error's class: TopicMisconfigured, ...
+    reason: str = Field(max_length=1000)  # the latest failure's sentence
+    since: datetime = Field(default_factory=utcnow)  # first failure
+    last_attempt_at: datetime = Field(default_factory=utcnow)
+    attempts: int = 1  # failed tries, the first included
+    waiting: int | None = None  # a topic's messages in the outbox, at the last attempt

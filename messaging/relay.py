@@ -4,26 +4,39 @@ One relay runs at a time across replicas (a lease). It reads a batch of unrelaye
 order, hands them to the broker (which acknowledges with acks=all), then stamps them relayed. A
 crash between the two steps sends the batch again: the database broker stores each message id
 once, and on Kafka the duplicate carries the same message id, which delivery recognises.
-While the broker is unreachable the rows simply wait in the outbox; nothing is dropped.
+
+What a failure does depends on its marker (messaging/errors.py):
+- Transient (the broker or the database away or slow): the batch stays in the outbox and is
+  tried again after a backoff (up to 2 s); `failures` counts these. Nothing is dropped.
+- Terminal, for one topic (misconfigured on the broker, refused, a message too large): that
+  topic is set aside (messaging/set_aside.py). Its rows stay in the outbox, unrelayed and in
+  order, while the other topics' rows flow: they are then read per topic from the outbox's
+  (topic, seq) index, so the waiting rows, however many, are never stepped over. The topic is
+  tried again with backoff (5 s doubling to a minute) and at once when the registry changes;
+  once the broker takes its oldest messages it is resumed, so order per key holds. A terminal
+  error naming no topic of the batch is attributed by sending each topic's messages alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, func, select, text, union_all, update
 from sqlalchemy.engine import Engine
 
-from messaging.broker import Broker, BrokerUnavailable, Outgoing
+from messaging.broker import Broker, Outgoing
 from messaging.entries import TopicEntry
+from messaging.errors import Terminal, Transient
 from messaging.leases import Leases
-from messaging.models import Message
+from messaging.models import Message, SetAsideKind
+from messaging.set_aside import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS, SetAsideBook
 from messaging.threads import Threads
 from registry.types import as_utc, utcnow
 
@@ -33,6 +46,24 @@ LEASE = "relay"
 IDLE_POLL_SECONDS = 0.25  # another replica's publishes are seen within this
 RETENTION_EVERY_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 2.0
+TOPICS_PER_QUERY = 50  # per-topic reads joined in one statement, while topics are set aside
+
+_TABLE = Message.__table__  # type: ignore[attr-defined]
+_UNRELAYED = _TABLE.c.relayed_at.is_(None)
+# The topics with unrelayed rows: one probe of the (topic, seq) index per topic, whatever the
+# number of rows (a skip scan, written out for SQLite and PostgreSQL alike).
+_PENDING_TOPICS = text(
+    """
+    WITH RECURSIVE pending(topic) AS (
+        SELECT min(topic) FROM message WHERE relayed_at IS NULL
+        UNION ALL
+        SELECT (SELECT min(m.topic) FROM message m
+                WHERE m.relayed_at IS NULL AND m.topic > pending.topic)
+        FROM pending WHERE pending.topic IS NOT NULL
+    )
+    SELECT topic FROM pending WHERE topic IS NOT NULL
+    """
+)
 
 
 class Relay:
@@ -43,22 +74,31 @@ class Relay:
         leases: Leases,
         topics: Callable[[], dict[str, TopicEntry]],
         *,
+        revision: Callable[[], int] = lambda: 0,
         on_appended: Callable[[], None] = lambda: None,
         threads: Threads,
         batch: int = 500,
+        retry_seconds: tuple[float, float] = (RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS),
     ) -> None:
         self.engine = engine
         self.broker = broker
         self.leases = leases
         self.topics = topics
+        self.revision = revision  # the registry's: a change tries the set-aside topics again
         self.batch = batch
         self.threads = threads
         self.on_appended = on_appended
+        self.set_aside = SetAsideBook(
+            engine, SetAsideKind.TOPIC, first_seconds=retry_seconds[0], max_seconds=retry_seconds[1]
+        )
         self._wake = asyncio.Event()
         self._ensured: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self.leading = False  # this process holds the relay's lease
         self.relayed = 0  # observability and tests
-        self.failures = 0
+        self.failures = 0  # transient failures, each followed by a backoff and a retry
+        self.last_failure: str | None = None  # its class (the sentence, with hosts, is logged)
+        self.failing_since: datetime | None = None  # failing now: since the first failure
 
     def wake(self) -> None:
         """A message was just accepted here: relay it without waiting for the next poll."""
@@ -73,6 +113,7 @@ class Relay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.leading = False
         with contextlib.suppress(Exception):
             await self.threads.run(self.leases.release, LEASE)
 
@@ -84,11 +125,16 @@ class Relay:
             try:
                 if time.monotonic() - renewed > self.leases.seconds / 3:
                     if not await self.threads.run(self.leases.acquire, LEASE):
+                        self.leading = False
                         await asyncio.sleep(self.leases.seconds / 3)
                         continue
+                    if not self.leading:  # started, or taken over: what was set aside before
+                        await self.threads.run(self.set_aside.load)
+                        self.leading = True
                     renewed = time.monotonic()
                 moved = await self.relay_once()
                 backoff = 0.05
+                self.failing_since = None
                 if time.monotonic() - retained > RETENTION_EVERY_SECONDS:
                     retained = time.monotonic()
                     await self.threads.run(self.retain)
@@ -103,34 +149,78 @@ class Relay:
                 raise
             except Exception as exc:  # the broker or the database is away: wait, then retry
                 self.failures += 1
+                self.last_failure = type(exc).__name__
+                self.failing_since = self.failing_since or utcnow()
                 self._ensured.clear()  # a fresh broker may have lost its topics
+                if not isinstance(exc, Transient):  # not a broker's or database's: a bug?
+                    log.error("relay: unexpected failure (retrying)", exc_info=exc)
                 log.warning("relay: %s: %s (retrying in %.2f s)", type(exc).__name__, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def relay_once(self) -> int:
-        """Hand one batch to the broker; how many messages were relayed."""
-        rows = await self.threads.run(self._pending)
-        if not rows:
-            return 0
+        """Hand one batch to the broker; how many messages it settled (relayed, or waiting
+        with their topic set aside)."""
+        revision = self.revision()
+        waiting = self.set_aside.waiting(revision)
+        on_trial = set(self.set_aside.held) - waiting  # set aside, and due for a try now
+        rows = await self.threads.run(self._pending, waiting)
         outgoing = [self._outgoing(row) for row in rows]
-        await self.threads.run(self._produce, outgoing)
-        self.on_appended()
-        await self.threads.run(self._mark, [row.seq for row in rows])
-        self.relayed += len(rows)
+        sent, refused = await self.threads.run(self._produce, outgoing) if rows else (set(), {})
+        if sent:
+            self.on_appended()
+            seqs = [row.seq for row in rows if row.topic in sent]
+            await self.threads.run(self._mark, seqs)
+            self.relayed += len(seqs)
+        for topic, error in refused.items():
+            self._ensured.discard(topic)  # its retry checks the topic with the broker again
+            count = await self.threads.run(self._waiting, topic)
+            await self.threads.run(
+                self.set_aside.fail, topic, error, revision=revision, waiting=count
+            )
+        # A topic on trial is resumed once the broker took its oldest messages, or when none
+        # wait (the batch was not full, so it held every topic's oldest).
+        for topic in on_trial - set(refused):
+            if topic in sent or len(rows) < self.batch:
+                await self.threads.run(self.set_aside.resume, topic)
         return len(rows)
 
-    def _pending(self) -> list[Any]:
-        table = Message.__table__  # type: ignore[attr-defined]
+    def _pending(self, waiting: set[str]) -> list[Any]:
+        """The oldest unrelayed rows, in `seq` order, leaving out the topics that wait."""
         with self.engine.connect() as connection:
-            return list(
-                connection.execute(
-                    select(table)
-                    .where(table.c.relayed_at.is_(None))
-                    .order_by(table.c.seq)
-                    .limit(self.batch)
+            if not waiting:
+                return list(
+                    connection.execute(
+                        select(_TABLE).where(_UNRELAYED).order_by(_TABLE.c.seq).limit(self.batch)
+                    )
                 )
-            )
+            pending: list[str] = list(connection.execute(_PENDING_TOPICS).scalars())
+            topics = [topic for topic in pending if topic not in waiting]
+            found: list[Any] = []
+            for start in range(0, len(topics), TOPICS_PER_QUERY):
+                found.extend(self._oldest(connection, topics[start : start + TOPICS_PER_QUERY]))
+            return heapq.nsmallest(self.batch, found, key=lambda row: row.seq)
+
+    def _oldest(self, connection: Connection, topics: Sequence[str]) -> list[Any]:
+        """Each topic's oldest unrelayed rows (up to a batch), each read from its index range."""
+        parts = [
+            select(_TABLE)
+            .where(_TABLE.c.topic == topic, _UNRELAYED)
+            .order_by(_TABLE.c.seq)
+            .limit(self.batch)
+            .subquery()
+            for topic in topics
+        ]
+        query = union_all(*(select(part) for part in parts)) if len(parts) > 1 else select(parts[0])
+        return list(connection.execute(query))
+
+    def _waiting(self, topic: str) -> int:
+        """How many of the topic's messages wait in the outbox (an index range, counted)."""
+        with self.engine.connect() as connection:
+            count = connection.execute(
+                select(func.count()).select_from(_TABLE).where(_TABLE.c.topic == topic, _UNRELAYED)
+            ).scalar_one()
+        return int(count)
 
     @staticmethod
     def _outgoing(row: Any) -> Outgoing:
@@ -146,20 +236,41 @@ class Relay:
             headers={"lgsp-producer": row.producer},
         )
 
-    def _produce(self, outgoing: list[Outgoing]) -> None:
+    def _produce(self, outgoing: list[Outgoing]) -> tuple[set[str], dict[str, Terminal]]:
+        """Hand the messages to the broker: the topics it took all of, and those it refused
+        for good (with why). A transient failure raises: the whole batch is tried again."""
         topics = self.topics()
-        for name in {o.topic for o in outgoing} - self._ensured:
+        refused: dict[str, Terminal] = {}
+        for name in sorted({o.topic for o in outgoing} - self._ensured):
             entry = topics.get(name)
             partitions = entry.partitions if entry else max(o.partition for o in outgoing) + 1
             retention_ms = (entry.retention_hours if entry else 168) * 3_600_000
-            self.broker.ensure_topic(name, partitions, retention_ms)
+            try:
+                self.broker.ensure_topic(name, partitions, retention_ms)
+            except Terminal as error:
+                refused[name] = error
+                continue
             self._ensured.add(name)
-        try:
-            self.broker.produce(outgoing)
-        except BrokerUnavailable:
-            raise
-        except Exception as exc:  # any client failure counts as the broker being away
-            raise BrokerUnavailable(str(exc)) from exc
+        pending = [o for o in outgoing if o.topic not in refused]
+        while pending:
+            try:
+                self.broker.produce(pending)
+                break
+            except Terminal as error:
+                batch_topics = {o.topic for o in pending}
+                if error.topic in batch_topics or len(batch_topics) == 1:
+                    culprit = error.topic if error.topic in batch_topics else batch_topics.pop()
+                    refused[culprit] = error
+                    pending = [o for o in pending if o.topic != culprit]  # the others again
+                    continue
+                # Not said whose: each topic's messages on their own.
+                for name in sorted(batch_topics):
+                    try:
+                        self.broker.produce([o for o in pending if o.topic == name])
+                    except Terminal as alone:
+                        refused[name] = alone
+                break
+        return {o.topic for o in outgoing} - set(refused), refused
 
     def retain(self) -> None:
         """Forget what is older than each topic's retention: relayed messages (and with them

@@ -10,6 +10,8 @@ from sqlalchemy import select, text
 
 from audit.models import AuditCheckpoint
 from gateway.api.deps import RuntimeDep
+from gateway.runtime import Runtime
+from messaging.set_aside import listing
 from registry.types import as_utc
 
 router = APIRouter(tags=["operations"])
@@ -23,7 +25,8 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
-    """The hub can serve: database reachable, registry loaded."""
+    """The hub can serve: database reachable, registry loaded. Messaging set aside or failing
+    leaves it ready (it still serves), with `messaging.status` "degraded" and why."""
     try:
         with runtime.engine.connect() as connection:
             tree = connection.execute(text("SELECT size FROM audit_tree WHERE id = 1")).scalar()
@@ -33,6 +36,7 @@ def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
                 .order_by(checkpoints.c.id.desc())
                 .limit(1)
             ).first()
+        set_aside = listing(runtime.engine)
     except Exception as exc:
         return JSONResponse(
             {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"},
@@ -51,4 +55,31 @@ def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
             "checkpoint_size": checkpoint.size if checkpoint else None,
             "checkpoint_time": as_utc(checkpoint.time) if checkpoint else None,
         },
+        "messaging": _messaging(runtime, set_aside),
+    }
+
+
+def _messaging(runtime: Runtime, set_aside: list[dict[str, Any]]) -> dict[str, Any]:
+    """The relay (counters of this process; `here`: whether it runs here) and what is set aside
+    after a terminal broker error (every replica reads the same rows)."""
+    relay = runtime.relay
+    topics: list[dict[str, Any]] = []
+    subscriptions: list[dict[str, Any]] = []
+    for item in set_aside:
+        kind, name = item.pop("kind"), item.pop("name")
+        (topics if kind == "topic" else subscriptions).append({kind: name, **item})
+    degraded = bool(set_aside) or relay.failing_since is not None
+    return {
+        "status": "degraded" if degraded else "ok",
+        "relay": {
+            "here": relay.leading,
+            "relayed": relay.relayed,
+            "failures": relay.failures,
+            "failing_since": relay.failing_since,
+            "last_failure": relay.last_failure,
+        },
+        # Their messages wait in the outbox, nothing is lost; tried again with backoff and on
+        # every registry change.
+        "set_aside_topics": topics,
+        "set_aside_subscriptions": subscriptions,
     }

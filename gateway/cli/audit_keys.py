@@ -31,7 +31,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    from audit.keys import KeyFileError, rotate
+    from audit.errors import KeyFileError
+    from audit.keys import rotate
 
     path, origin = _key_file(args)
     try:
@@ -48,7 +49,8 @@ def _rotate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from audit.keys import KeyFileError, load_signers
+    from audit.errors import KeyFileError
+    from audit.keys import load_signers
 
     path, origin = _key_file(args)
     try:

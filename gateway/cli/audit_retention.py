@@ -54,7 +54,8 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _archive(args: argparse.Namespace) -> int:
-    from audit.retention import ArchiveError, archive, default_archive_dir
+    from audit.errors import ArchiveError
+    from audit.retention import archive, default_archive_dir
     from gateway.db import make_engine
     from gateway.settings import Settings
 
@@ -94,7 +95,8 @@ def _archive(args: argparse.Namespace) -> int:
 
 
 def _erase(args: argparse.Namespace) -> int:
-    from audit.erasure import ErasureError, erase
+    from audit.erasure import erase
+    from audit.errors import ErasureError
     from audit.records import subject_hash as keyed
     from gateway.db import make_engine
     from gateway.settings import Settings

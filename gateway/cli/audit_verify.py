@@ -55,9 +55,10 @@ def _fail(command: str, message: str) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from audit.keys import KeyFileError, default_key_file, load_signers
+    from audit.errors import KeyFileError, VerifyError
+    from audit.keys import default_key_file, load_signers
     from audit.notes import Verifier
-    from audit.verify import VerifyError, format_report, verify_log
+    from audit.verify import format_report, verify_log
     from gateway.settings import Settings
 
     settings = Settings()
@@ -96,7 +97,8 @@ def _moment(value: str) -> datetime:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from audit.bundle import ExportError, export_bundle
+    from audit.bundle import export_bundle
+    from audit.errors import ExportError
     from audit.queries import ExchangeFilter
     from audit.records import RecordKind
     from gateway.settings import Settings

@@ -8,8 +8,9 @@ import random
 import time
 from typing import Any
 
+from audit.errors import AuditUnavailable
 from audit.records import Record, RecordKind, new_record_id
-from audit.writer import AuditUnavailable, AuditWriter
+from audit.writer import AuditWriter
 from gateway.problems import Problem
 
 _HEX = frozenset("0123456789abcdef")

@@ -30,6 +30,7 @@ from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
 from gateway.runtime import Runtime
 from messaging import pull
 from messaging.entries import SubscriptionEntry
+from messaging.errors import MessagingError, Transient
 from messaging.publish import check, store
 from registry.types import Delivery, SubscriptionStatus
 
@@ -222,6 +223,26 @@ def _refusal(
 # ---------------------------------------------------------------- group subscriptions (pull)
 
 
+def _broker_problem(exc: MessagingError, topic: str) -> Problem:
+    """A broker failure under a group read or commit: 503. What failed goes to the log (and a
+    topic set aside to /readyz), not to the consumer: it may name the broker's hosts."""
+    log.warning("group subscription of %s: %r", topic, exc)
+    if isinstance(exc, Transient):
+        return Problem(
+            503,
+            "broker-unavailable",
+            "Broker unavailable",
+            "the message broker did not answer; nothing was read or committed, try again",
+            headers={"Retry-After": "1"},
+        )
+    return Problem(
+        503,
+        "topic-unavailable",
+        "Topic unavailable on the broker",
+        f"topic {topic} cannot be read from the message broker until an operator fixes it",
+    )
+
+
 def _group(request: Request, name: str, call: Call) -> tuple[Runtime, SubscriptionEntry]:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
@@ -269,9 +290,12 @@ async def read_messages(
         deadline = time.monotonic() + wait
         while True:
             signal = runtime.delivery.signal()
-            messages, following = await runtime.threads.run(
-                pull.read, runtime.engine, runtime.broker, entry, max_records=limit
-            )
+            try:
+                messages, following = await runtime.threads.run(
+                    pull.read, runtime.engine, runtime.broker, entry, max_records=limit
+                )
+            except MessagingError as exc:
+                raise _broker_problem(exc, entry.topic) from None
             remaining = deadline - time.monotonic()
             if messages or remaining <= 0:
                 break
@@ -333,7 +357,10 @@ async def commit_positions(name: str, request: Request) -> Response:
                 errors=[{"pointer": "/positions", "message": "partition numbers to offsets"}],
             )
         new = {int(p): o for p, o in wanted.items()}
-        wrong = await asyncio.to_thread(pull.commit, runtime.engine, runtime.broker, entry, new)
+        try:
+            wrong = await asyncio.to_thread(pull.commit, runtime.engine, runtime.broker, entry, new)
+        except MessagingError as exc:
+            raise _broker_problem(exc, entry.topic) from None
         if wrong is not None:
             where, _, message = wrong.partition(": ")
             raise Problem(

@@ -80,6 +80,7 @@ class Runtime:
             self.broker,
             self.leases,
             lambda: self.snapshot.topics,
+            revision=lambda: self.snapshot.revision,
             threads=self.threads,
             batch=settings.relay_batch,
             on_appended=lambda: self.delivery.appended(),

@@ -19,7 +19,7 @@ from gateway.api.admin.context import AdminRoute, Context, ManagerContext
 from gateway.api.deps import RuntimeDep, WritesRegistry
 from gateway.problems import Problem
 from messaging import operations
-from messaging.broker import BrokerUnavailable
+from messaging.errors import MessagingError, Transient
 from messaging.models import DeadLetter, DeadLetterState
 from registry.crud import access
 from registry.crud import subscriptions as crud
@@ -290,13 +290,21 @@ def drop_previous_secrets(ctx: ManagerContext, name: str) -> SubscriptionPublic:
 # ---------------------------------------------------------------- positions and replay
 
 
-def _broker_problem(exc: BrokerUnavailable) -> Problem:
+def _broker_problem(exc: MessagingError) -> Problem:
+    if isinstance(exc, Transient):
+        return Problem(
+            503,
+            "broker-unavailable",
+            "Broker unavailable",
+            f"the message broker did not answer ({exc}); nothing was changed, try again",
+            headers={"Retry-After": "1"},
+        )
     return Problem(
         503,
-        "broker-unavailable",
-        "Broker unavailable",
-        f"the message broker did not answer ({exc}); nothing was changed, try again",
-        headers={"Retry-After": "1"},
+        "topic-unavailable",
+        "Topic unavailable on the broker",
+        f"the message broker cannot serve the topic until an operator fixes it ({exc}); "
+        "nothing was changed",
     )
 
 
@@ -322,7 +330,7 @@ def replay(ctx: ManagerContext, runtime: RuntimeDep, name: str, data: Replay) ->
             targets = operations.offsets_at(
                 broker=runtime.broker, topic=topic.name, partitions=topic.partitions, when=data.time
             )
-        except BrokerUnavailable as exc:
+        except MessagingError as exc:
             raise _broker_problem(exc) from None
     before = operations.stored_positions(session=ctx.session, subscription=name)
     old_generation = subscription.replay_generation
@@ -356,7 +364,7 @@ def positions(ctx: ManagerContext, runtime: RuntimeDep, name: str) -> Positions:
             partitions=topic.partitions,
             broker=runtime.broker,
         )
-    except BrokerUnavailable as exc:
+    except MessagingError as exc:
         raise _broker_problem(exc) from None
     lags = [p.lag for p in found]
     return Positions(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Response
+from pydantic import BaseModel
 from sqlmodel import select
 
 from gateway.api.admin.context import AdminRoute, Context, ManagerContext
 from gateway.api.deps import WritesRegistry
+from messaging.set_aside import topic_state
 from registry.crud import access
 from registry.crud import topics as crud
 from registry.crud.errors import Forbidden
@@ -14,6 +18,24 @@ from registry.models import Consumer, Topic, TopicCreate, TopicPublic, TopicUpda
 from registry.types import Role
 
 router = APIRouter(prefix="/topics", tags=["topics"], route_class=AdminRoute)
+
+
+class TopicRelay(BaseModel):
+    """The relay's view of the topic: messages not yet handed to the broker, and whether the
+    topic is set aside after a terminal broker error (then why, since when, tries so far)."""
+
+    outbox: int
+    set_aside: bool
+    error: str | None = None
+    reason: str | None = None
+    since: datetime | None = None
+    last_attempt_at: datetime | None = None
+    attempts: int | None = None
+    waiting: int | None = None  # counted at the last attempt
+
+
+class TopicDetail(TopicPublic):
+    relay: TopicRelay
 
 
 def _may_read(ctx: Context, topic: Topic) -> None:
@@ -46,12 +68,15 @@ def list_topics(ctx: ManagerContext) -> list[TopicPublic]:
     return [t.to_public() for t in crud.list_topics(session=ctx.session, agency_code=scope)]
 
 
-@router.get("/{name}", response_model=TopicPublic)
-def get_topic(ctx: ManagerContext, name: str) -> TopicPublic:
-    """One topic."""
+@router.get("/{name}", response_model=TopicDetail, response_model_by_alias=True)
+def get_topic(ctx: ManagerContext, name: str) -> TopicDetail:
+    """One topic, with the relay's view of it (outbox, set aside by the relay and why)."""
     topic = crud.get_topic(session=ctx.session, name=name)
     _may_read(ctx, topic)
-    return topic.to_public()
+    relay = TopicRelay.model_validate(topic_state(session=ctx.session, topic=name))
+    return TopicDetail.model_validate(
+        {**topic.to_public().model_dump(by_alias=True), "relay": relay}
+    )
 
 
 @router.patch("/{name}", response_model=TopicPublic, dependencies=[WritesRegistry])

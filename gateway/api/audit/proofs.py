@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from audit import proofs
-from audit.proofs import ProofError, StoredCheckpoint
+from audit.errors import ProofError
+from audit.proofs import StoredCheckpoint
 from gateway.api.deps import AuditorDep, RuntimeDep
 from gateway.problems import Problem
 

@@ -17,7 +17,8 @@ from sqlmodel import Session, select
 
 from audit import queries, reports
 from audit.canonical import format_time
-from audit.queries import BadCursor, CountBy, ExchangeFilter
+from audit.errors import BadCursor, BadReportCursor, InvalidIdentifier
+from audit.queries import CountBy, ExchangeFilter
 from audit.records import ExchangeRecord, ExchangeRecordPublic, RecordKind
 from gateway.api.deps import AuditorDep, RuntimeDep, SessionDep
 from gateway.problems import Problem
@@ -375,7 +376,7 @@ def _answer(
     _no_nul(cursor, f"{pointer_base}/cursor")
     try:
         identifier = reports.check_identifier(identifier)
-    except reports.InvalidIdentifier as exc:
+    except InvalidIdentifier as exc:
         raise _invalid(pointer, str(exc)) from None
     since, until = _period(since, until, pointer_base)
     try:
@@ -421,7 +422,7 @@ def _report(
         if cursor is not None and chosen is ReportFormat.JSON:
             try:
                 size, after = reports.decode_cursor(cursor)
-            except reports.BadReportCursor as exc:
+            except BadReportCursor as exc:
                 raise _bad_cursor(exc, pointer_base) from None
             checkpoint = reports.checkpoint_of_size(session, size) if size else None
             if size and checkpoint is None:

@@ -16,7 +16,8 @@ from sqlmodel import Session
 
 from audit import merkle, reports
 from audit.canonical import leaf_hash
-from audit.erasure import ErasureError, erase, holds, tombstone
+from audit.erasure import erase, holds, tombstone
+from audit.errors import ErasureError
 from audit.log import AuditLog
 from audit.notes import Verifier, open_note
 from audit.records import Record, RecordKind, new_record_id

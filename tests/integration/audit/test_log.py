@@ -15,9 +15,10 @@ from sqlalchemy import text
 
 from audit import merkle, proofs
 from audit.canonical import leaf_hash
+from audit.errors import UnknownKey
 from audit.keys import load_signers, rotate, write_signers
 from audit.log import GAP_SECONDS, AuditLog
-from audit.notes import Checkpoint, UnknownKey, Verifier, open_note
+from audit.notes import Checkpoint, Verifier, open_note
 from audit.records import ExchangeRecord, Record, new_record_id
 from audit.tree import TreeStore
 from audit.writer import AuditWriter

@@ -22,10 +22,11 @@ from sqlalchemy import text
 from audit import merkle, proofs
 from audit.bundle import verify_bundle
 from audit.canonical import leaf_hash
+from audit.errors import ArchiveError, ProofError
 from audit.log import AuditLog
 from audit.notes import Signer, Verifier
 from audit.records import Record, new_record_id
-from audit.retention import ArchiveError, archive, file_name, run_daily
+from audit.retention import archive, file_name, run_daily
 from audit.tree import TreeStore
 from audit.verify import verify_log
 from audit.writer import AuditWriter
@@ -210,7 +211,7 @@ def test_old_records_move_to_files_that_verify_offline(engine, signer, tmp_path)
     assert merkle.verify_inclusion(
         served.leaf_hash, served.leaf_index, size_after, served.proof, root_after
     )
-    with pytest.raises(proofs.ProofError, match="archive file") as refused:
+    with pytest.raises(ProofError, match="archive file") as refused:
         proofs.inclusion(engine, archived_id)
     assert refused.value.status == 404
     assert_append_only(engine)

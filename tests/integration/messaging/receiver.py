@@ -144,8 +144,10 @@ def make_channel(
     max_message_bytes: int = 262_144,
     filter: dict[str, Any] | None = None,
     path: str | None = None,
+    tag: str | None = None,
 ) -> Channel:
-    tag = secrets.token_hex(4)
+    """A channel named after `tag` (topic `test.t<tag>`; random unless given)."""
+    tag = tag or secrets.token_hex(4)
     agency = random_agency()
     topic = f"test.t{tag}"
     producer, subscriber = f"prod-{tag}", f"sub-{tag}"

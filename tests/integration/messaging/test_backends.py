@@ -15,16 +15,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from gateway.db import make_engine, migrate
-from messaging.broker import Broker, BrokerUnavailable, Outgoing, Received, partition_for
+from messaging.broker import Broker, Outgoing, Received, partition_for
 from messaging.brokers import create_broker
 from messaging.database_broker import DatabaseBroker
+from messaging.errors import MessageTooLarge, TopicMisconfigured, Transient
 from messaging.kafka_broker import KafkaBroker
 from tests.kafka import Broker as TansuServer
 from tests.kafka import running_broker
+from tests.wait import wait_until
 
 DAY_MS = 86_400_000
 
@@ -344,7 +349,7 @@ def test_produce_fails_in_bounded_time_while_the_broker_is_away_then_recovers(
         lost = message(topic, 0, 1)
         with outage(backend):
             started = time.monotonic()
-            with pytest.raises(BrokerUnavailable):
+            with pytest.raises(Transient):
                 broker.produce([lost])
             failed_after = time.monotonic() - started
         assert 1 <= failed_after < 15  # bounded by its 3 s timeout, not hanging
@@ -363,13 +368,13 @@ def test_produce_fails_in_bounded_time_while_the_broker_is_away_then_recovers(
 
 
 def produce_eventually(broker: Broker, batch: list[Outgoing], seconds: float = 20) -> None:
-    """Produce, retrying on BrokerUnavailable as the relay does, for at most `seconds`."""
+    """Produce, retrying on a transient error as the relay does, for at most `seconds`."""
     deadline = time.monotonic() + seconds
     while True:
         try:
             broker.produce(batch)
             return
-        except BrokerUnavailable:
+        except Transient:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
@@ -391,7 +396,7 @@ def test_a_replaced_kafka_broker_gets_its_topics_again() -> None:
             got = broker.fetch("dossier.status", 1, 0, max_records=10, wait_seconds=3)
             assert [r.message_id for r in got] == [again.message_id]
 
-        with pytest.raises(BrokerUnavailable):
+        with pytest.raises(Transient):
             broker.produce([message("dossier.status", 0, 2)])
 
         with running_broker(port=port):
@@ -401,6 +406,55 @@ def test_a_replaced_kafka_broker_gets_its_topics_again() -> None:
             assert got[-1].message_id == last.message_id and got[-1].offset == len(got) - 1
     finally:
         broker.close()
+
+
+@pytest.mark.parametrize("backend", ["kafka"], indirect=True)
+def test_a_kafka_topic_with_fewer_partitions_is_misconfigured_until_made_again(
+    backend: Backend, topic: str
+) -> None:
+    """Made on the broker beforehand with 1 partition, the hub's having 3: a terminal error
+    naming the hub topic. Made again with 3 by the operator: accepted, although the producer
+    had learnt the old layout (it is asked to fetch it again)."""
+    assert backend.server is not None
+    name = f"test.{topic}"
+    admin = KafkaAdminClient(bootstrap_servers=backend.server.bootstrap)
+    broker = backend.make(timeout_seconds=3)
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+        with pytest.raises(TopicMisconfigured) as refused:
+            broker.ensure_topic(topic, 3, DAY_MS)
+        assert refused.value.topic == topic
+        admin.delete_topics([name])
+
+        def made_again() -> bool:
+            with contextlib.suppress(TopicAlreadyExistsError):  # not deleted yet
+                admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
+                return True
+            return False
+
+        wait_until(made_again, what=f"{name} made again with 3 partitions")
+        broker.ensure_topic(topic, 3, DAY_MS)
+        last = message(topic, 2, 0)
+        broker.produce([last])
+        got = broker.fetch(topic, 2, 0, max_records=10, wait_seconds=3)
+        assert [r.message_id for r in got] == [last.message_id]
+    finally:
+        broker.close()
+        admin.close()
+
+
+@pytest.mark.parametrize("backend", ["kafka"], indirect=True)
+def test_a_message_too_large_for_kafka_stops_its_batch_there(broker: Broker, topic: str) -> None:
+    """Refused for good, naming its topic; nothing behind it is sent, so when it goes (the
+    limit raised) the messages after it still come after it."""
+    broker.ensure_topic(topic, 1, DAY_MS)
+    first, after = message(topic, 0, 0), message(topic, 0, 2)
+    large = Outgoing(topic, 0, None, b'{"x": "%s"}' % (b"x" * 2_000_000), "large-1", 0)
+    with pytest.raises(MessageTooLarge) as refused:
+        broker.produce([first, large, after])
+    assert refused.value.topic == topic
+    got = broker.fetch(topic, 0, 0, max_records=10, wait_seconds=1)
+    assert [r.message_id for r in got] == [first.message_id]
 
 
 def _write_from_another_process(url: str, topic: str, name: str, go: Any) -> None:

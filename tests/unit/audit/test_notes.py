@@ -9,14 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audit.errors import BadSignature, MalformedCheckpoint, MalformedNote, NoteError, UnknownKey
 from audit.notes import (
-    BadSignature,
     Checkpoint,
-    MalformedCheckpoint,
-    MalformedNote,
-    NoteError,
     Signer,
-    UnknownKey,
     Verifier,
     open_note,
     sign_note,

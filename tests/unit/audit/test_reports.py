@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from audit import pdf, reports
+from audit.errors import BadReportCursor, InvalidIdentifier
 from audit.proofs import StoredCheckpoint
 
 NOW = datetime(2026, 11, 24, 3, 30, tzinfo=UTC)
@@ -29,7 +30,7 @@ def test_identifiers_accepted(given, expected):
      "０１２３４５６７８９０１", "٠١٢٣٤٥٦٧٨", "+84123456789"],
 )  # fmt: skip
 def test_identifiers_refused_without_repeating_them(given):
-    with pytest.raises(reports.InvalidIdentifier) as caught:
+    with pytest.raises(InvalidIdentifier) as caught:
         reports.check_identifier(given)
     assert given.strip() not in str(caught.value) or not given.strip()
 
@@ -48,11 +49,11 @@ def test_outcomes():
 def test_report_cursors_round_trip_and_refuse_strangers():
     assert reports.decode_cursor(reports.encode_cursor(1234, 99)) == (1234, 99)
     for bad in ("", "xyz", "cjox", reports.encode_cursor(1, 2)[:-2] + "!!"):
-        with pytest.raises(reports.BadReportCursor):
+        with pytest.raises(BadReportCursor):
             reports.decode_cursor(bad)
     from audit.queries import encode_cursor  # a search cursor is not a report cursor
 
-    with pytest.raises(reports.BadReportCursor):
+    with pytest.raises(BadReportCursor):
         reports.decode_cursor(encode_cursor(5))
 
 

@@ -8,8 +8,9 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import text
 
+from audit.errors import AuditUnavailable
 from audit.records import Record, RecordKind
-from audit.writer import AuditUnavailable, AuditWriter
+from audit.writer import AuditWriter
 from gateway.db import make_engine, migrate
 from tests.conftest import BACKENDS
 
