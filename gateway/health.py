@@ -38,8 +38,11 @@ def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
             {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"},
             status_code=503,
         )
+    halted = runtime.audit_log.halted
     return {
-        "status": "ready",
+        # Degraded, not unready: answers are still recorded before they leave; only the
+        # tree (proofs, checkpoints) waits, and every replica would fail readiness alike.
+        "status": "degraded" if halted else "ready",
         "registry_revision": runtime.snapshot.revision,
         "services": len(runtime.snapshot.services),
         "unavailable": {f"{n}/{v}": why for (n, v), why in runtime.snapshot.unavailable.items()},
@@ -50,5 +53,6 @@ def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
             "tree_size": tree,
             "checkpoint_size": checkpoint.size if checkpoint else None,
             "checkpoint_time": as_utc(checkpoint.time) if checkpoint else None,
+            "integration_stopped": halted,  # why the tree stopped growing, if it did
         },
     }
