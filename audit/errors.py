@@ -9,6 +9,10 @@
     └── Terminal                    a retry will not help: change the request, the file or the log
         ├── ProofRefused            no such record or checkpoint, or sizes out of range (proofs)
         │                                                                           -> 404, 422
+        ├── LogInconsistent         the tree's leaf for a record's seq is another record: no
+        │                           proof is given (proofs)                         -> 500
+        ├── SeqReused               a record holds a seq the tree already gave out: the
+        │                           integrator stops rather than prove the wrong record (log)
         ├── BadCursor               a page cursor the API did not issue (queries)  -> 400
         ├── BadReportCursor         the same, for a data-subject report (reports)  -> 400
         ├── InvalidIdentifier       not a 12-digit personal identification number nor a 9-digit
@@ -25,9 +29,10 @@
             ├── UnknownKey          no trusted key signed it
             └── BadSignature        a trusted key's signature does not verify
 
-`ProofError` is the common base of ProofNotYet and ProofRefused; its `status` is the HTTP status
-the auditors' API answers. The input errors (BadCursor, BadReportCursor, InvalidIdentifier,
-ErasureError, NoteError) are also `ValueError`s, as before, for callers that validate input.
+`ProofError` is the common base of ProofNotYet, ProofRefused and LogInconsistent; its `status`
+is the HTTP status the auditors' API answers. The input errors (BadCursor, BadReportCursor,
+InvalidIdentifier, ErasureError, NoteError) are also `ValueError`s, as before, for callers that
+validate input.
 Verification's findings (a modified record, a bad signature in the log) are not errors: they are
 the report's outcomes (audit/verify.py, audit/bundle.py).
 """
@@ -70,6 +75,23 @@ class ProofNotYet(ProofError, Transient):
 
 class ProofRefused(ProofError, Terminal):
     """No such record or checkpoint (404), or sizes out of range (422)."""
+
+
+class LogInconsistent(ProofError, Terminal):
+    """The tree's leaf for a record's seq is not that record (a seq handed out twice, or a
+    record altered): no proof is given, and `lgsp audit verify` says what happened (500)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(500, message)
+
+
+class SeqReused(Terminal):
+    """A record holds a seq the tree already gave to a leaf that is not this record's (or gave
+    out and never saw committed): integrating on would prove the wrong record."""
+
+    def __init__(self, message: str, seq: int) -> None:
+        super().__init__(message)
+        self.seq = seq
 
 
 class BadCursor(Terminal, ValueError):

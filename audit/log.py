@@ -13,6 +13,13 @@ folds them into the tree behind them, a batch a pass, and signs checkpoints:
   order; the tiles keep each leaf's seq), one that stays missing for GAP_SECONDS was rolled back.
 - A checkpoint (C2SP signed note) is signed when the tree has grown and `checkpoint_seconds`
   have passed since the last one, and on shutdown.
+- A seq names one record for good: the tiles keep each leaf's seq (also an archived leaf's), and
+  proofs find a record's leaf by it. Before each pass the integrator looks for a record that
+  holds a seq the tree already gave out (at or below an archived range, or the newest record at
+  or below `last_seq`) and is not that seq's leaf nor awaited in a gap: a database that handed
+  out a seq twice (SQLite before AUTOINCREMENT, a sequence set back) or a record put in behind
+  the hub's back. It then stops (`SeqReused`, in `halted` and /readyz, logged) rather than fold
+  in or sign the wrong record, and goes on by itself once the record is gone.
 - The log's own events are records too (kind `audit`): each process's start (with the audit
   configuration, and whether the stored tree still matches the last checkpoint), stop,
   reconfiguration and key changes. Stopping the log therefore always leaves a signed trace, and
@@ -33,15 +40,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from audit import merkle
 from audit.canonical import leaf_hash
+from audit.errors import SeqReused
 from audit.locks import exclusive
 from audit.notes import Checkpoint, Signer, sign_note
 from audit.records import ExchangeRecord, Record, RecordKind
-from audit.tree import TreeStore, pack_seqs, read_state, read_tile, unpack_seqs
+from audit.tree import TreeStore, leaf_index, pack_seqs, read_state, read_tile, unpack_seqs
 from audit.writer import AuditWriter, writers_turn
 from registry.types import utcnow
 
@@ -50,6 +58,7 @@ log = logging.getLogger(__name__)
 INTEGRATOR_LOCK = 0x4C475349  # "LGSI": the integrating process (PostgreSQL advisory lock)
 GAP_SECONDS = 60.0  # a seq not committed after this long belonged to a rolled-back transaction
 PASS_LIMIT = 20_000  # records folded in by one pass
+VETTED_LIMIT = 10_000  # records below the frontier found to be their leaf's, remembered
 RECORDS = ExchangeRecord.__table__  # type: ignore[attr-defined]
 # The first statement of every transaction that changes the tree: it locks the state row on
 # PostgreSQL and takes SQLite's write lock at once (a read first could not be upgraded to a
@@ -115,6 +124,9 @@ class AuditLog:
         )
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Why integration stopped (a record at a seq the tree already gave out), or None.
+        self.halted: str | None = None
+        self._vetted: set[int] = set()  # seqs at or below the frontier checked as their leaf's
 
     # ------------------------------------------------------------ lifecycle
 
@@ -297,7 +309,17 @@ class AuditLog:
         ) as mine:
             if not mine:
                 return PassResult()
-            return self._pass(moment, force_checkpoint)
+            try:
+                result = self._pass(moment, force_checkpoint)
+            except SeqReused as exc:
+                if self.halted != str(exc):
+                    log.error("audit integration stopped: %s", exc)
+                self.halted = str(exc)
+                return PassResult()
+            if self.halted is not None:
+                log.warning("audit integration resumed (it had stopped: %s)", self.halted)
+                self.halted = None
+            return result
 
     def _pass(self, moment: float, force_checkpoint: bool) -> PassResult:
         with self.engine.connect() as reader:
@@ -305,6 +327,7 @@ class AuditLog:
                 text("SELECT size, last_seq, gaps FROM audit_tree WHERE id = 1")
             ).one()
             size, last_seq, gaps = int(tree.size), int(tree.last_seq), _gaps(tree.gaps)
+            self._check_seqs(reader, last_seq, gaps)
             rows = self._new_records(reader, last_seq, gaps)
             if not rows and not self._due(reader, size, moment, force_checkpoint, gaps):
                 return PassResult(gaps=len(gaps))  # nothing to do: no lock taken
@@ -352,6 +375,79 @@ class AuditLog:
         if int(last.size) >= size:
             return False
         return force or moment - _epoch(last.time) >= self.checkpoint_seconds
+
+    def _check_seqs(self, reader: Connection, last_seq: int, gaps: list[list[float]]) -> None:
+        """Raise SeqReused for a record at a seq the tree already gave out that is not the
+        record of that seq's leaf (see the module docstring).
+
+        A few index probes a pass: the newest record (a database that reuses seqs hands out the
+        largest it holds plus one), and the records at or below the archived seqs (normally
+        none: they left with the archive, bar late leaves). Each record found is checked against
+        its leaf once. Checking every record below `last_seq` is `lgsp audit verify`'s work,
+        not a pass's.
+        """
+        newest = reader.execute(select(func.max(RECORDS.c.seq))).scalar()
+        archived = reader.execute(
+            text("SELECT max(max_seq), max(end_leaf) FROM audit_archive")
+        ).one()
+        boundary = int(archived[1] or 0)
+        if newest is not None and int(newest) <= last_seq:
+            self._check_seq(reader, int(newest), last_seq, boundary, gaps)
+        after = -1
+        while archived[0] is not None:
+            page = [
+                int(row[0])
+                for row in reader.execute(
+                    select(RECORDS.c.seq)
+                    .where(RECORDS.c.seq > after, RECORDS.c.seq <= int(archived[0]))
+                    .order_by(RECORDS.c.seq)
+                    .limit(100)
+                )
+            ]
+            for seq in page:
+                self._check_seq(reader, seq, last_seq, boundary, gaps)
+            if len(page) < 100:
+                break
+            after = page[-1]
+
+    def _check_seq(
+        self, reader: Connection, seq: int, last_seq: int, boundary: int, gaps: list[list[float]]
+    ) -> None:
+        if seq in self._vetted or any(low <= seq <= high for low, high, _ in gaps):
+            return
+        self._vet(reader, seq, last_seq, boundary)
+        if len(self._vetted) >= VETTED_LIMIT:
+            self._vetted.clear()
+        self._vetted.add(seq)
+
+    def _vet(self, reader: Connection, seq: int, last_seq: int, boundary: int) -> None:
+        """The record `seq` must be the one the tree holds at its leaf, a live one."""
+        row = reader.execute(select(RECORDS).where(RECORDS.c.seq == seq)).mappings().first()
+        if row is None:
+            return
+        index = leaf_index(reader, seq)
+        what = f"record seq {seq} (id {row['id']})"
+        stop = "integration stopped so that no proof names the wrong record; run lgsp audit verify"
+        if index is None:
+            raise SeqReused(
+                f"{what} lies at or below the tree's last seq {last_seq} but is not in the tree "
+                f"and not awaited: the seq was handed out after the tree moved past it; {stop}",
+                seq,
+            )
+        if index < boundary:
+            raise SeqReused(
+                f"{what} has the seq of archived leaf {index}: the database handed out a seq "
+                f"the log had already used; {stop}",
+                seq,
+            )
+        stored = read_tile(reader, 0, index // merkle.TILE_WIDTH)
+        at = (index % merkle.TILE_WIDTH) * merkle.HASH_SIZE
+        if stored[at : at + merkle.HASH_SIZE] != leaf_hash(dict(row)):
+            raise SeqReused(
+                f"{what} is not the record the tree holds at leaf {index} for that seq: the seq "
+                f"was given to another record (or the record was altered); {stop}",
+                seq,
+            )
 
     def _new_records(
         self, reader: Connection, last_seq: int, gaps: list[list[float]]

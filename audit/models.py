@@ -53,6 +53,7 @@ class AuditCheckpoint(SQLModel, table=True):
     """A signed checkpoint (C2SP signed note): append-only, like the records."""
 
     __tablename__ = "audit_checkpoint"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
     id: int | None = Field(default=None, primary_key=True)
     size: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -76,6 +77,7 @@ class AuditArchive(SQLModel, table=True):
     """A range of leaves whose records moved to an archive file (retention)."""
 
     __tablename__ = "audit_archive"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
     id: int | None = Field(default=None, primary_key=True)
     first_leaf: int = Field(sa_column=Column(BigInteger, nullable=False))
     end_leaf: int = Field(sa_column=Column(BigInteger, nullable=False))  # exclusive

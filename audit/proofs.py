@@ -12,11 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine
 
 from audit import merkle
-from audit.errors import ProofNotYet, ProofRefused
+from audit.canonical import leaf_hash
+from audit.errors import LogInconsistent, ProofNotYet, ProofRefused
+from audit.records import ExchangeRecord
 from audit.tree import leaf_index, read_state, read_tile
 
 
@@ -124,11 +126,13 @@ def _against(connection: Connection, size: int | None) -> StoredCheckpoint:
 
 def inclusion(engine: Engine, record_id: str, *, size: int | None = None) -> Inclusion:
     """The proof that record `record_id` is in the checkpoint of `size` (default: the latest)."""
+    records = ExchangeRecord.__table__  # type: ignore[attr-defined]
     with engine.connect() as connection:
-        seq = connection.execute(
-            text("SELECT seq FROM exchange_record WHERE id = :id"), {"id": record_id}
-        ).scalar()
-        if seq is None:
+        record = (
+            connection.execute(select(records).where(records.c.id == record_id)).mappings().first()
+        )
+        seq = None if record is None else record["seq"]
+        if record is None or seq is None:
             raise ProofRefused(
                 404,
                 f"no exchange record {record_id} in the live log (an archived record's proof "
@@ -142,6 +146,12 @@ def inclusion(engine: Engine, record_id: str, *, size: int | None = None) -> Inc
                 "retry in a few seconds"
             )
         index, leaf, proof = found
+        if leaf_hash(dict(record)) != leaf:
+            # Never a proof of another record: a seq handed out twice, or a record altered.
+            raise LogInconsistent(
+                f"record {record_id} is not the record the tree holds at leaf {index} for its "
+                f"seq {seq}: the log is inconsistent (run lgsp audit verify)",
+            )
         return Inclusion(record_id, int(seq), index, leaf, proof, checkpoint)
 
 

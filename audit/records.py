@@ -111,6 +111,9 @@ class ExchangeRecord(ExchangeRecordBase, table=True):
             postgresql_where=text("kind = 'audit'"),
             sqlite_where=text("kind = 'audit'"),
         ),
+        # A seq is never handed out twice, also once archiving emptied the table: the tree
+        # and its proofs find a record by its seq (SQLite: AUTOINCREMENT).
+        {"sqlite_autoincrement": True},
     )
     seq: int | None = Field(
         default=None,

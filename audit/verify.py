@@ -24,7 +24,10 @@ does). A state file remembers the last verified checkpoint, so that a later run 
 the whole checkpoint table (a smaller latest size, or another root at the remembered size).
 
 Archived leaves (retention) have no record in the table: their hashes are the tiles', proven like
-any other tile by the checkpoints after them, and the report says which ranges those are. Tiles
+any other tile by the checkpoints after them, and the report says which ranges those are. A record
+found at an archived leaf's seq is a **reused seq**: the database handed out a seq the log had
+already used (SQLite before AUTOINCREMENT, once archiving emptied the table; a sequence set back),
+so the seq names two records and the tree can prove only the archived one. Tiles
 above level 0 (what inclusion proofs are computed from) are recomputed from the proven level-0
 entries as they fill up.
 
@@ -87,6 +90,7 @@ class Kind(StrEnum):
     BAD_SIGNATURE = "bad-signature"
     TREE_ALTERED = "tree-storage-altered"
     UNCHECKED = "no-checkpoint"
+    SEQ_REUSED = "seq-reused"
 
 
 EXIT_CODES: dict[Kind, int] = {
@@ -100,6 +104,7 @@ EXIT_CODES: dict[Kind, int] = {
     Kind.BAD_SIGNATURE: 17,
     Kind.TREE_ALTERED: 18,
     Kind.UNCHECKED: 19,
+    Kind.SEQ_REUSED: 20,
 }
 
 # Which problem decides the exit code: a bad signature undermines everything after it.
@@ -598,6 +603,8 @@ class _Run:
             if archived:
                 self.report.archived += 1
                 record_hash = tile_hash if tile_hash is not None else _NO_RECORD
+                if record is not None:
+                    self._reused(index, record)
             elif record is None:
                 record_hash = _NO_RECORD
             else:
@@ -660,6 +667,22 @@ class _Run:
 
     def _archived(self, index: int) -> bool:
         return any(a.first_leaf <= index < a.end_leaf for a in self.archives)
+
+    def _reused(self, index: int, record: Mapping[str, Any]) -> None:
+        """A record in the table at the seq of archived leaf `index`."""
+        if sum(p.kind is Kind.SEQ_REUSED for p in self.report.problems) >= MAX_PROBLEMS // 2:
+            return
+        seq = int(record["seq"])
+        file = next(a.path for a in self.archives if a.first_leaf <= index < a.end_leaf)
+        self._problem(
+            Kind.SEQ_REUSED,
+            f"record seq {seq} (id {_id(record)}) has the seq of archived leaf {index}, whose "
+            f"record is in {file}: the database handed out seq {seq} again, and the tree "
+            "proves the archived record under it, not this one",
+            leaf_index=index,
+            seq=seq,
+            record_id=_id(record),
+        )
 
     def _tile_seqs_only(self, connection: Connection, size: int) -> None:
         """The seqs of the leaves no checkpoint covers yet (for the inserted-record check)."""

@@ -36,6 +36,9 @@ from registry.types import utcnow
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only that is the rowid alias.
 _BIG_KEY = BigInteger().with_variant(Integer, "sqlite")
+# SQLite reuses the largest key once the rows above it are deleted (retention empties these
+# tables) unless the table says AUTOINCREMENT; PostgreSQL's sequences never go back.
+NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
 
 
 class Message(SQLModel, table=True):
@@ -59,6 +62,7 @@ class Message(SQLModel, table=True):
             postgresql_where=text("relayed_at IS NULL"),
         ),
         Index("ix_message_created", "created_at"),
+        NEVER_REUSED,
     )
     seq: int | None = Field(
         default=None, sa_column=Column(_BIG_KEY, primary_key=True, autoincrement=True)
@@ -115,6 +119,7 @@ class DeadLetter(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("subscription", "message_id"),
         Index("ix_dead_letter_state", "subscription", "state"),
+        NEVER_REUSED,  # operators redeliver by id, and records name it
     )
     id: int | None = Field(default=None, primary_key=True)
     subscription: str = Field(max_length=63)

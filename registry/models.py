@@ -46,6 +46,10 @@ from registry.types import (
 from schemas.models import SchemaRef
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+# An id, once given, is never given again: records, other rows and people keep naming the
+# object it was given to. SQLite reuses the largest INTEGER PRIMARY KEY once the rows above it
+# are deleted, unless the table says AUTOINCREMENT; PostgreSQL's sequences never go back.
+NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
 
 PATH_TEMPLATE_RE = re.compile(r"^(/(?:[A-Za-z0-9._~-]+|\{[a-z_][a-z0-9_]*\}))*/?$")
 XML_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -199,6 +203,7 @@ class ConnectorPublic(ConnectorBase):
 
 
 class Connector(ConnectorBase, table=True):
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     auth_params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     secret: str | None = Field(default=None, max_length=4000)  # write-only, never returned
@@ -351,7 +356,7 @@ class ServicePublic(ServiceBase):
 
 
 class Service(ServiceBase, table=True):
-    __table_args__ = (UniqueConstraint("name", "version"),)
+    __table_args__ = (UniqueConstraint("name", "version"), NEVER_REUSED)
     id: int | None = Field(default=None, primary_key=True)
     agency_code: str = Field(foreign_key="agency.code", max_length=20)
     routes: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
@@ -387,6 +392,7 @@ class ConsumerPublic(ConsumerBase):
 
 
 class Consumer(ConsumerBase, table=True):
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
 
 
@@ -409,6 +415,7 @@ class ApiKeyIssued(ApiKeyPublic):
 
 
 class ApiKey(SQLModel, table=True):
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     consumer_id: int = Field(foreign_key="consumer.id", index=True)
     key_id: str = Field(index=True, unique=True, max_length=32)
@@ -529,7 +536,7 @@ class GrantPublic(GrantBase):
 class Grant(GrantBase, table=True):
     # One agreement per consumer and service (its versions list covers several versions), so
     # manifests can name a grant by (consumer, service).
-    __table_args__ = (UniqueConstraint("consumer", "service"),)
+    __table_args__ = (UniqueConstraint("consumer", "service"), NEVER_REUSED)
     id: int | None = Field(default=None, primary_key=True)
     status: GrantStatus = GrantStatus.REQUESTED
     reason: str | None = None
@@ -620,6 +627,7 @@ class TopicPublic(TopicBase):
 
 
 class Topic(TopicBase, table=True):
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     schema_subject: str = Field(max_length=150)
     schema_version: int
@@ -723,6 +731,7 @@ class SubscriptionPublic(SubscriptionBase):
 
 
 class Subscription(SubscriptionBase, table=True):
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     filter: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     retry: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
@@ -781,6 +790,7 @@ class PrincipalIssued(PrincipalPublic):
 
 
 class Principal(PrincipalBase, table=True):
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     key_id: str = Field(index=True, unique=True, max_length=32)
     key_hash: str = Field(max_length=128)

@@ -32,6 +32,9 @@ class VersionState(StrEnum):
 
 class SchemaDocument(SQLModel, table=True):
     __tablename__ = "schema_document"
+    # Clients cache a schema id for good: it never names another schema, not even on SQLite
+    # after the highest one is gone (AUTOINCREMENT).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     fingerprint: str = Field(max_length=64, unique=True)  # sha256 of canonical content + refs
@@ -43,7 +46,7 @@ class SchemaDocument(SQLModel, table=True):
 
 class SchemaVersion(SQLModel, table=True):
     __tablename__ = "schema_version"
-    __table_args__ = (UniqueConstraint("subject", "version"),)
+    __table_args__ = (UniqueConstraint("subject", "version"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     subject: str = Field(max_length=150, index=True)

@@ -25,8 +25,8 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
-    """The hub can serve: database reachable, registry loaded. Messaging set aside or failing
-    leaves it ready (it still serves), with `messaging.status` "degraded" and why."""
+    """The hub can serve: database reachable, registry loaded. A stopped audit tree, or messaging
+    set aside or failing, leaves it serving (200) with `status` "degraded" and why."""
     try:
         with runtime.engine.connect() as connection:
             tree = connection.execute(text("SELECT size FROM audit_tree WHERE id = 1")).scalar()
@@ -42,8 +42,12 @@ def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
             {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"},
             status_code=503,
         )
+    halted = runtime.audit_log.halted
+    messaging = _messaging(runtime, set_aside)
     return {
-        "status": "ready",
+        # Degraded, not unready: answers are still recorded before they leave; only the tree
+        # (proofs, checkpoints) or some topics wait, and every replica would fail readiness alike.
+        "status": "degraded" if halted or messaging["status"] == "degraded" else "ready",
         "registry_revision": runtime.snapshot.revision,
         "services": len(runtime.snapshot.services),
         "unavailable": {f"{n}/{v}": why for (n, v), why in runtime.snapshot.unavailable.items()},
@@ -54,8 +58,9 @@ def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
             "tree_size": tree,
             "checkpoint_size": checkpoint.size if checkpoint else None,
             "checkpoint_time": as_utc(checkpoint.time) if checkpoint else None,
+            "integration_stopped": halted,  # why the tree stopped growing, if it did
         },
-        "messaging": _messaging(runtime, set_aside),
+        "messaging": messaging,
     }
 
 

@@ -2,7 +2,8 @@
 
 Exit codes of `verify`: 0 verified; 1 could not run; 10 modified, 11 deleted, 12 inserted,
 13 reordered, 14 truncated records; 15 replayed (or rolled back) checkpoint; 16 unknown key;
-17 bad signature; 18 tree storage altered; 19 records with no checkpoint.
+17 bad signature; 18 tree storage altered; 19 records with no checkpoint; 20 a record holds the
+seq of an archived leaf (the seq was handed out twice).
 Exit codes of `verify-bundle`: 0 valid; 2 malformed; 3 signature or key; 4 inclusion;
 5 consistency; 6 counts or manifest disagree.
 """
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 VERIFY_EPILOG = (
     "exit codes: 0 verified, 1 could not run, 10 modified, 11 deleted, 12 inserted, "
     "13 reordered, 14 truncated, 15 replayed checkpoint, 16 unknown key, 17 bad signature, "
-    "18 tree storage altered, 19 no checkpoint"
+    "18 tree storage altered, 19 no checkpoint, 20 seq reused (a record at an archived leaf's seq)"
 )
 BUNDLE_EPILOG = (
     "exit codes: 0 valid, 2 malformed bundle, 3 signature invalid or key not trusted, "

@@ -85,7 +85,11 @@ def checkpoint_out(checkpoint: StoredCheckpoint) -> CheckpointOut:
 
 
 def _problem(exc: ProofError, pointer: str | None = None) -> Problem:
-    kinds = {404: ("not-found", "Not found"), 409: ("not-yet", "Not in a checkpoint yet")}
+    kinds = {
+        404: ("not-found", "Not found"),
+        409: ("not-yet", "Not in a checkpoint yet"),
+        500: ("log-inconsistent", "The audit log is inconsistent"),
+    }
     kind, title = kinds.get(exc.status, ("validation-error", "Invalid input"))
     errors = [{"pointer": pointer, "message": str(exc)}] if pointer and exc.status == 422 else None
     return Problem(exc.status, kind, title, str(exc), errors=errors)
