@@ -61,8 +61,8 @@ def test_sigkill_loses_no_answered_record(backend, database_urls: Callable[[str]
             url=f"http://127.0.0.1:{port}",
             admin_key=admin_key,
             settings=Settings(database_url=url),
-            hub=None,
-        )  # type: ignore[arg-type]
+            hub=None,  # type: ignore[arg-type]  # in another process: reached over HTTP only
+        )
         world = provision(
             hub,
             base_url=upstream,

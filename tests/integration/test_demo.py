@@ -26,7 +26,7 @@ def _free_ports(count: int) -> int:
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
+            base = int(probe.getsockname()[1])
         if base + count > 65535:
             continue
         socks = []
@@ -168,7 +168,9 @@ def test_the_printed_tour_works(tmp_path: Path):
         lgsp = [c for _, c in commands if re.match(r"^\S*lgsp ", c)]
         exported = run(lgsp[0])
         assert exported.returncode == 0, exported.stderr
-        written = Path(re.search(r" -o (\S+)", lgsp[0])[1])  # type: ignore[index]
+        output = re.search(r" -o (\S+)", lgsp[0])
+        assert output, lgsp[0]
+        written = Path(output[1])
         manifest = yaml.safe_load(written.read_text(encoding="utf-8"))
         assert {s["name"] for s in manifest["services"]} == {"dan-cu", "ho-tich", "ho-so"}
         assert "matkhau-demo" not in written.read_text()  # credentials are write-only
@@ -209,7 +211,9 @@ def test_the_printed_tour_works(tmp_path: Path):
         for command in (report, export, offline, whole):
             done = run(command)
             assert done.returncode == 0, (command, done.stdout, done.stderr)
-        pdf = Path(re.search(r"-o (\S+\.pdf)", report)[1])  # type: ignore[index]
+        output = re.search(r"-o (\S+\.pdf)", report)
+        assert output, report
+        pdf = Path(output[1])
         assert pdf.read_bytes().startswith(b"%PDF")
         assert key["vkey"] in offline
 

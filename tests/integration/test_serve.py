@@ -81,7 +81,8 @@ def test_workers_serve_restart_and_stop(tmp_path):
         if supervisor.poll() is None:
             os.killpg(supervisor.pid, signal.SIGKILL)
             supervisor.wait()
-        supervisor.stderr.close()
+        if supervisor.stderr is not None:
+            supervisor.stderr.close()
 
 
 def test_a_taken_port_is_refused(tmp_path):

@@ -18,6 +18,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -70,14 +71,13 @@ def bundle(log: Log, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def in_database(log: Log) -> tuple[int, int]:
     """(records of the subject in the latest checkpoint, those after it)."""
     with log.engine.connect() as connection:
-        size = connection.execute(text("SELECT max(size) FROM audit_checkpoint")).scalar_one()
-        seqs = [
-            int(s)
-            for s in connection.execute(
+        size: int = connection.execute(text("SELECT max(size) FROM audit_checkpoint")).scalar_one()
+        seqs: list[int] = list(
+            connection.execute(
                 text("SELECT seq FROM exchange_record WHERE subject_hash = :h"),
                 {"h": subject_hash(SUBJECT)},
             ).scalars()
-        ]
+        )
     from audit.tree import TreeStore
 
     store = TreeStore(log.engine)
@@ -286,7 +286,7 @@ def _line(n: int, change: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
     return apply
 
 
-def _json_change(edit: Callable[[dict], None]) -> Callable[[bytes], bytes]:
+def _json_change(edit: Callable[[dict[str, Any]], None]) -> Callable[[bytes], bytes]:
     def apply(data: bytes) -> bytes:
         value = json.loads(data)
         edit(value)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
 
 from audit import merkle
 from audit.canonical import leaf_hash
 from audit.notes import Checkpoint, Verifier, open_note
-from tests.integration.conftest import APPROVE, auditor_key
+from tests.integration.conftest import APPROVE, World, auditor_key
 
 ROUTE = {"method": "GET", "path": "/cong-dan/{id}", "upstream_path": "/citizen/{id}"}
 
@@ -22,17 +26,18 @@ def _b64(value: str) -> bytes:
     return base64.b64decode(value)
 
 
-def _wait_for_checkpoint(auditor, size: int, timeout: float = 20.0) -> dict:
+def _wait_for_checkpoint(auditor: httpx.Client, size: int, timeout: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         answer = auditor.get("/audit/checkpoints/latest")
         if answer.status_code == 200 and answer.json()["size"] >= size:
-            return answer.json()
+            checkpoint: dict[str, Any] = answer.json()
+            return checkpoint
         assert time.monotonic() < deadline, f"no checkpoint of size {size}: {answer.text}"
         time.sleep(0.2)
 
 
-def _world(make_world, upstream):
+def _world(make_world: Callable[..., World], upstream: str) -> World:
     return make_world(
         base_url=upstream, routes=[ROUTE], grant={}, decision=APPROVE,
         personal_data=False, subject_pointer="/path/id",

@@ -144,7 +144,9 @@ def build_app(state: ProviderState) -> Starlette:
         _record(state, "soap", request, body)
         root = ET.fromstring(body)
         ns = root.tag[1:].partition("}")[0]
-        operation = next(iter(root.find(f"{{{ns}}}Body")))  # type: ignore[arg-type]
+        envelope_body = root.find(f"{{{ns}}}Body")
+        assert envelope_body is not None, body
+        operation = next(iter(envelope_body))
         op_ns, _, op_name = operation.tag[1:].partition("}")
         echoed = "".join(ET.tostring(child, encoding="unicode") for child in operation)
         extra = request.query_params.get("extra", "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ import httpx
 from tests.integration.conftest import APPROVE, World
 from tests.integration.gateway.test_exchange import problem
 
-FILING = {
+FILING: dict[str, Any] = {
     "type": "object",
     "required": ["ma_so_thue", "nguoi_nop"],
     "properties": {
@@ -41,11 +42,13 @@ def registered(admin: httpx.Client, subject: str, schema: Any) -> dict[str, Any]
     return dict(answer.json())
 
 
-def filing_world(make_world: Any, upstream: str, admin: httpx.Client, subject: str) -> World:
+def filing_world(
+    make_world: Callable[..., World], upstream: str, admin: httpx.Client, subject: str
+) -> World:
     registered(admin, subject, FILING)
     route = {"method": "POST", "path": "/to-khai", "upstream_path": "/echo/to-khai",
              "request_schema": {"subject": subject, "version": 1}}  # fmt: skip
-    return make_world(  # type: ignore[no-any-return]
+    return make_world(
         base_url=upstream, routes=[route], grant={"purposes": ["kiem-tra"]}, decision=APPROVE
     )
 

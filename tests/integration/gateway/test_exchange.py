@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -67,7 +68,7 @@ def verify_body(**changes: str) -> dict[str, str]:
 
 
 def population_world(
-    make_world: Any, population_url: str, soap_version: str = "1.1", **grant: Any
+    make_world: Callable[..., World], population_url: str, soap_version: str = "1.1", **grant: Any
 ) -> World:
     return make_world(
         base_url=f"{population_url}/ws/dan-cu",
@@ -384,7 +385,9 @@ def test_query_parameters_are_validated(make_world, upstream):
 # ---------------------------------------------------------------- when the provider fails
 
 
-def test_provider_failures(make_world, upstream, closed_port_url):
+def test_provider_failures(
+    make_world: Callable[..., World], upstream: str, closed_port_url: str
+) -> None:
     def world_at(base: str, **route: Any) -> World:
         return make_world(
             base_url=base,

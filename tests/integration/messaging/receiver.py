@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +97,7 @@ def receiver_app() -> Starlette:
     return Starlette(routes=[Route("/hooks/{tag}", receive, methods=["POST"])])
 
 
-def running_receiver() -> Iterator[str]:
+def running_receiver() -> Generator[str, None, None]:
     with run_in_thread(receiver_app()) as url:
         yield url
 

@@ -18,7 +18,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from gateway.db import make_engine, migrate
@@ -323,13 +323,13 @@ def outage(backend: Backend) -> Iterator[None]:
         return
     assert backend.engine is not None and backend.url is not None
     if backend.kind == "sqlite":
-        holder = sqlite3.connect(backend.url.removeprefix("sqlite:///"), isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
+        writer = sqlite3.connect(backend.url.removeprefix("sqlite:///"), isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
         try:
             yield
         finally:
-            holder.execute("ROLLBACK")
-            holder.close()
+            writer.execute("ROLLBACK")
+            writer.close()
         return
     with backend.engine.connect() as holder:
         holder.execute(text("LOCK TABLE broker_log IN ACCESS EXCLUSIVE MODE"))
@@ -517,7 +517,8 @@ def test_trim_drops_old_entries_but_keeps_the_end(backend: Backend, topic: str) 
 def test_the_settings_choose_the_backend(backend: Backend) -> None:
     if backend.server is not None:
         bootstrap = backend.server.bootstrap
-        made = create_broker("kafka", engine=None, bootstrap=bootstrap, prefix="x.")
+        unused = create_engine("sqlite://")  # the hub's engine, which a Kafka broker ignores
+        made = create_broker("kafka", engine=unused, bootstrap=bootstrap, prefix="x.")
         assert isinstance(made, KafkaBroker) and made.prefix == "x."
     else:
         assert backend.engine is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -41,7 +42,7 @@ def test_produce_and_consume_keyed_messages(broker: Broker) -> None:
 
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
     consumer.assign([TopicPartition("ho-so.trang-thai", p) for p in range(3)])
-    received = []
+    received: list[Any] = []  # kafka-python's ConsumerRecord (untyped)
     deadline = time.monotonic() + 15
     while len(received) < 30 and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=200).values():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -37,6 +38,7 @@ def test_push_is_signed_and_keeps_order_per_key(channel: Channel) -> None:
         values = [{"id": k, "n": batch * 10 + i} for i in range(5) for k in keys]
         assert channel.publish(*values).status_code == 202
     wait_for(lambda: len(channel.inbox.delivered()) == 60)
+    assert channel.secret is not None  # a push subscription is given its signing secret
     hook = Webhook(channel.secret)
     for arrival in channel.inbox.delivered():
         assert hook.verify(arrival.body, arrival.headers) == arrival.value
@@ -207,14 +209,15 @@ def test_a_group_reads_and_commits(mhub: RunningHub, receiver_url: str) -> None:
 
     got_request_id: list[str] = []
 
-    def read() -> dict:
+    def read() -> dict[str, Any]:
         with mhub.client(channel.subscriber_key) as client:
             answer = client.get(
                 f"/subscriptions/{channel.subscription}/messages", params={"wait": 1}
             )
         assert answer.status_code == 200, answer.text
         got_request_id[:] = [answer.headers["x-request-id"]]
-        return answer.json()
+        page: dict[str, Any] = answer.json()
+        return page
 
     got = wait_for(lambda: (page := read()) and len(page["messages"]) == 5 and page)
     first_read = list(got_request_id)

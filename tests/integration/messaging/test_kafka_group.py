@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -24,7 +25,9 @@ def khub(kafka_bootstrap: str, database_urls: Callable[[str], str]) -> Iterator[
     yield from start_hub(database_urls("sqlite"), broker="kafka", kafka_bootstrap=kafka_bootstrap)
 
 
-def _read(bootstrap: str, topic: str, group: str, want: int, seconds: float) -> list[dict]:
+def _read(
+    bootstrap: str, topic: str, group: str, want: int, seconds: float
+) -> list[dict[str, Any]]:
     consumer = KafkaConsumer(
         f"lgsp.{topic}",
         bootstrap_servers=bootstrap,
@@ -34,7 +37,7 @@ def _read(bootstrap: str, topic: str, group: str, want: int, seconds: float) -> 
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    got: list[dict] = []
+    got: list[dict[str, Any]] = []
     try:
         deadline = time.monotonic() + seconds
         while len(got) < want and time.monotonic() < deadline:
