@@ -10,15 +10,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from simulators import citizens
+from tests.wait import wait_until
 
 
 def _free_ports(count: int) -> int:
@@ -103,17 +104,19 @@ def running_demo(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[
     )
     assert process.stdout is not None
     printed: list[str] = []
-    deadline = time.monotonic() + 60
+
+    def ready() -> bool:
+        """Reads one printed line: the tour's last is "Ctrl-C stops everything"."""
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:  # the demo exited: fail at once, with what it printed
+            raise AssertionError("lgsp demo exited before it was ready:\n" + "\n".join(printed))
+        printed.append(line.rstrip("\n"))
+        return line.startswith("Ctrl-C stops everything")
+
     try:
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            printed.append(line.rstrip("\n"))
-            if line.startswith("Ctrl-C stops everything"):
-                break
+        wait_until(ready, timeout=60, interval=0, what="lgsp demo to print its tour")
         tour = "\n".join(printed)
-        assert "Ctrl-C stops everything" in tour, tour
         yield Demo(f"http://127.0.0.1:{hub_port}", sim_base, tour)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
@@ -199,12 +202,14 @@ def test_the_printed_tour_works(tmp_path: Path):
         start = next(i for i, (_, c) in enumerate(commands) if "/audit/keys" in c)
         keys, note, record, proof, report, export, offline, whole = (c for _, c in commands[start:])
         [key] = json.loads(run(keys).stdout)["keys"]
-        deadline = time.monotonic() + 30
-        while True:  # a checkpoint covers the citizen's records within seconds
-            answer = json.loads(run(f"{record}\n{proof}").stdout)
-            if "proof" in answer or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+
+        def proven() -> dict[str, Any] | None:
+            answer: dict[str, Any] = json.loads(run(f"{record}\n{proof}").stdout)
+            return answer if "proof" in answer else None
+
+        answer = wait_until(  # a checkpoint covers the citizen's records within seconds
+            proven, timeout=30, interval=0.5, what="an inclusion proof of the citizen's record"
+        )
         assert answer["leaf_index"] >= 0 and answer["checkpoint"]["key_id"] == key["key_id"]
         signed = run(note).stdout
         assert signed.startswith("lgsp.laichau.gov.vn/audit\n") and "\n— " in signed, signed

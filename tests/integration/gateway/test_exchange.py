@@ -11,6 +11,7 @@ import httpx
 
 from simulators import citizens
 from tests.integration.conftest import APPROVE, World, audit_records, auditor_key
+from tests.wait import wait_until
 
 ECHO_ROUTE = {"method": "POST", "path": "/echo/{item}", "upstream_path": "/echo/{item}"}
 PERSON = citizens.demo_citizen()
@@ -598,8 +599,6 @@ def test_nul_in_the_path_is_answered_and_recorded(hub, make_world, upstream, uni
 def test_a_connector_broken_behind_the_hubs_back_fails_alone(hub, make_world, population_url,
                                                               upstream):  # fmt: skip
     """A row changed in the database (bypassing validation) disables its services, only them."""
-    import time
-
     from sqlalchemy import text
 
     broken = population_world(make_world, population_url)
@@ -609,10 +608,12 @@ def test_a_connector_broken_behind_the_hubs_back_fails_alone(hub, make_world, po
             text("UPDATE connector SET options = '{}' WHERE name = :n"), {"n": broken.connector}
         )  # a SOAP connector without its namespace
         connection.execute(text("UPDATE registrystate SET revision = revision + 1"))
-    deadline = time.monotonic() + 5
-    while f"{broken.service}/v1" not in httpx.get(f"{hub.url}/readyz").json()["unavailable"]:
-        assert time.monotonic() < deadline, "the replica never noticed the broken connector"
-        time.sleep(0.1)
+    wait_until(
+        lambda: f"{broken.service}/v1" in httpx.get(f"{hub.url}/readyz").json()["unavailable"],
+        timeout=5,
+        interval=0.1,
+        what="/readyz to list the service of the broken connector as unavailable",
+    )
 
     answer = broken.call("POST", "/cong-dan/xac-thuc", json=verify_body(),
                          headers={"X-Purpose": "xac-thuc-ho-so"})  # fmt: skip

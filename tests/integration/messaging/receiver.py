@@ -220,15 +220,3 @@ def make_channel(
         inbox=inbox,
         connector=connector if delivery == "push" else None,
     )
-
-
-def wait_for(predicate: Any, timeout: float = 30.0, every: float = 0.05) -> Any:
-    """Poll until the predicate is truthy (its value), or fail after the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {predicate}")
-        time.sleep(every)

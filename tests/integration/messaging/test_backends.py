@@ -369,15 +369,20 @@ def test_produce_fails_in_bounded_time_while_the_broker_is_away_then_recovers(
 
 def produce_eventually(broker: Broker, batch: list[Outgoing], seconds: float = 20) -> None:
     """Produce, retrying on a transient error as the relay does, for at most `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
+    failures: list[Transient] = []
+
+    def produced() -> bool:
         try:
             broker.produce(batch)
-            return
-        except Transient:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+        except Transient as exc:
+            failures[:] = [exc]
+            return False
+        return True
+
+    try:
+        wait_until(produced, timeout=seconds, interval=0.2, what="the broker to take the batch")
+    except AssertionError as timed_out:  # with the broker's last error as its cause
+        raise timed_out from (failures[0] if failures else None)
 
 
 def test_a_replaced_kafka_broker_gets_its_topics_again() -> None:

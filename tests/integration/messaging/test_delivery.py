@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 from tests.conftest import RunningHub
 from tests.integration.conftest import audit_records
 from tests.integration.dripping import DrippingServer
-from tests.integration.messaging.receiver import Channel, make_channel, running_receiver, wait_for
+from tests.integration.messaging.receiver import Channel, make_channel, running_receiver
 from tests.wait import wait_until
 
 
@@ -37,7 +37,7 @@ def test_push_is_signed_and_keeps_order_per_key(channel: Channel) -> None:
     for batch in range(4):
         values = [{"id": k, "n": batch * 10 + i} for i in range(5) for k in keys]
         assert channel.publish(*values).status_code == 202
-    wait_for(lambda: len(channel.inbox.delivered()) == 60)
+    wait_until(lambda: len(channel.inbox.delivered()) == 60, what="all 60 messages delivered")
     assert channel.secret is not None  # a push subscription is given its signing secret
     hook = Webhook(channel.secret)
     for arrival in channel.inbox.delivered():
@@ -51,16 +51,17 @@ def test_push_is_signed_and_keeps_order_per_key(channel: Channel) -> None:
 def test_retries_keep_the_webhook_id_and_each_attempt_is_recorded(channel: Channel) -> None:
     channel.inbox.fail_first = 2
     message_id = channel.publish({"id": "R", "n": 1}).json()["messages"][0]["id"]
-    wait_for(channel.inbox.delivered)
+    wait_until(channel.inbox.delivered, what="the message delivered (third attempt)")
     attempts = [a for a in channel.inbox.arrivals if a.headers["webhook-id"] == message_id]
     assert [a.headers["x-test-answered"] for a in attempts] == ["503", "503", "200"]
     assert [a.headers["x-lgsp-attempt"] for a in attempts] == ["1", "2", "3"]
-    records = wait_for(
+    records = wait_until(
         lambda: (
             (r := audit_records(channel.hub, kind="delivery", message_id=message_id))
             and len(r) == 3
             and r
-        )
+        ),
+        what="three delivery attempts recorded",
     )
     assert sorted((r["attempts"], r["provider_status"]) for r in records) == [
         (1, 503), (2, 503), (3, 200),
@@ -82,10 +83,13 @@ def test_a_failing_key_waits_while_other_keys_flow(channel: Channel) -> None:
         ).status_code
         == 202
     )
-    wait_for(lambda: [a.value["n"] for a in channel.inbox.delivered()] == [1, 2])
+    wait_until(
+        lambda: [a.value["n"] for a in channel.inbox.delivered()] == [1, 2],
+        what="the GOOD key's two messages delivered",
+    )
     assert all(a.value["id"] == "GOOD" for a in channel.inbox.delivered())
     channel.inbox.failing = set()
-    wait_for(lambda: len(channel.inbox.delivered()) == 4)
+    wait_until(lambda: len(channel.inbox.delivered()) == 4, what="the BAD key's messages too")
     bad = [a.value["n"] for a in channel.inbox.delivered() if a.value["id"] == "BAD"]
     assert bad == [1, 2]
 
@@ -93,23 +97,29 @@ def test_a_failing_key_waits_while_other_keys_flow(channel: Channel) -> None:
 def test_failing_forever_dead_letters_and_redelivery_is_idempotent(channel: Channel) -> None:
     channel.inbox.status = 500
     message_id = channel.publish({"id": "D", "n": 1}).json()["messages"][0]["id"]
-    (letter,) = wait_for(lambda: channel.admin("GET", "/dead-letters").json()["items"])
+    (letter,) = wait_until(
+        lambda: channel.admin("GET", "/dead-letters").json()["items"], what="a dead letter"
+    )
     assert letter["message_id"] == message_id and letter["attempts"] == 5
     assert letter["topic"] == channel.topic and letter["offset"] >= 0
     assert "500" in letter["first_error"] and "5 attempts" in letter["reason"]
     # The key is not blocked by its dead letter.
     channel.inbox.status = 200
     channel.publish({"id": "D", "n": 2})
-    wait_for(lambda: [a.value["n"] for a in channel.inbox.delivered()] == [2])
+    wait_until(
+        lambda: [a.value["n"] for a in channel.inbox.delivered()] == [2],
+        what="the key's next message delivered past its dead letter",
+    )
     first = channel.admin("POST", f"/dead-letters/{letter['id']}/redeliver")
     again = channel.admin("POST", f"/dead-letters/{letter['id']}/redeliver")
     assert first.status_code == 200 and again.status_code == 200
-    wait_for(lambda: len(channel.inbox.delivered()) == 2)
+    wait_until(lambda: len(channel.inbox.delivered()) == 2, what="the dead letter redelivered")
     assert channel.inbox.delivered()[1].headers["webhook-id"] == message_id
-    done = wait_for(
+    done = wait_until(
         lambda: channel.admin("GET", "/dead-letters", params={"state": "redelivered"}).json()[
             "items"
-        ]
+        ],
+        what="the dead letter marked redelivered",
     )
     assert done[0]["state"] == "redelivered" and done[0]["redeliveries"] == 1
     time.sleep(1.5)  # a second requeue would have pushed it again by now
@@ -120,14 +130,20 @@ def test_failing_forever_dead_letters_and_redelivery_is_idempotent(channel: Chan
 def test_gone_disables_the_subscription_until_resumed(channel: Channel) -> None:
     channel.inbox.status = 410
     channel.publish({"id": "G", "n": 1})
-    wait_for(lambda: channel.admin("GET", "").json()["status"] == "disabled")
+    wait_until(
+        lambda: channel.admin("GET", "").json()["status"] == "disabled",
+        what="the subscription disabled by the 410",
+    )
     assert "410" in channel.admin("GET", "").json()["status_reason"]
     channel.inbox.status = 200
     channel.publish({"id": "G", "n": 2})
     time.sleep(1.0)
     assert channel.inbox.delivered() == []
     assert channel.admin("POST", "/resume").status_code == 200
-    wait_for(lambda: [a.value["n"] for a in channel.inbox.delivered()] == [1, 2])
+    wait_until(
+        lambda: [a.value["n"] for a in channel.inbox.delivered()] == [1, 2],
+        what="both messages delivered once resumed",
+    )
 
 
 def test_a_slow_receiver_times_out_and_is_retried(mhub: RunningHub, receiver_url: str) -> None:
@@ -136,12 +152,15 @@ def test_a_slow_receiver_times_out_and_is_retried(mhub: RunningHub, receiver_url
     )
     channel.inbox.delay = 0.6
     message_id = channel.publish({"id": "S", "n": 1}).json()["messages"][0]["id"]
-    wait_for(lambda: channel.inbox.attempts.get(message_id, 0) >= 2)
+    wait_until(lambda: channel.inbox.attempts.get(message_id, 0) >= 2, what="a second attempt")
     channel.inbox.delay = 0
-    wait_for(lambda: any(
-        r["provider_status"] == 200
-        for r in audit_records(mhub, kind="delivery", message_id=message_id)
-    ))  # fmt: skip
+    wait_until(
+        lambda: any(
+            r["provider_status"] == 200
+            for r in audit_records(mhub, kind="delivery", message_id=message_id)
+        ),
+        what="a delivery answered 200 recorded",
+    )
     records = audit_records(mhub, kind="delivery", message_id=message_id)
     late = "the receiver did not answer within the attempt deadline of 0.3 s"
     assert any(r["hub_status"] == 504 and r["error"] == late for r in records)
@@ -186,13 +205,14 @@ def test_pause_resume_and_replay(channel: Channel) -> None:
     time.sleep(1.0)
     assert channel.inbox.delivered() == []
     assert channel.admin("POST", "/resume").status_code == 200
-    wait_for(lambda: len(channel.inbox.delivered()) == 2)
+    wait_until(lambda: len(channel.inbox.delivered()) == 2, what="both messages once resumed")
     first_ids = [a.headers["webhook-id"] for a in channel.inbox.delivered()]
     assert channel.admin("POST", "/replay", json={"offset": 0}).status_code == 200
-    wait_for(
+    wait_until(
         lambda: (
             len([a for a in channel.inbox.arrivals if a.headers["x-test-answered"] == "200"]) == 4
-        )
+        ),
+        what="both messages delivered again by the replay",
     )
     again = [a.headers["webhook-id"] for a in channel.inbox.arrivals][2:]
     assert again == first_ids
@@ -219,7 +239,10 @@ def test_a_group_reads_and_commits(mhub: RunningHub, receiver_url: str) -> None:
         page: dict[str, Any] = answer.json()
         return page
 
-    got = wait_for(lambda: (page := read()) and len(page["messages"]) == 5 and page)
+    got = wait_until(
+        lambda: (page := read()) and len(page["messages"]) == 5 and page,
+        what="a read handing over all 5 messages",
+    )
     first_read = list(got_request_id)
     assert sorted(m["value"]["n"] for m in got["messages"]) == [0, 1, 2, 3, 4]
     assert read()["messages"], "uncommitted messages come back"
