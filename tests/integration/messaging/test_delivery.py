@@ -6,13 +6,13 @@ are verified with the Standard Webhooks reference library.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from registry.models import RetrySchedule
 from tests.conftest import RunningHub
 from tests.integration.conftest import audit_records
 from tests.integration.dripping import DrippingServer
@@ -30,6 +30,23 @@ def channel(mhub: RunningHub, receiver_url: str) -> Iterator[Channel]:
     made = make_channel(mhub, receiver_url)
     yield made
     made.admin("DELETE", "")  # stops its delivery: the next tests share the hub
+
+
+def delivering(channel: Channel) -> bool:
+    """Whether the hub runs a delivery worker for the channel's subscription."""
+    return channel.subscription in channel.hub.hub.runtime.delivery.workers
+
+
+def in_log(channel: Channel) -> int:
+    """How many messages the topic's log holds (its partitions' end offsets)."""
+    answer = channel.admin("GET", "/positions")
+    assert answer.status_code == 200, answer.text
+    return sum(p["end_offset"] or 0 for p in answer.json()["partitions"])
+
+
+def retry_of(channel: Channel) -> RetrySchedule:
+    """The retry schedule the hub's delivery uses for the channel's subscription."""
+    return channel.hub.hub.runtime.snapshot.subscriptions[channel.subscription].retry
 
 
 def test_push_is_signed_and_keeps_order_per_key(channel: Channel) -> None:
@@ -72,8 +89,13 @@ def test_retries_keep_the_webhook_id_and_each_attempt_is_recorded(channel: Chann
 def test_a_failing_key_waits_while_other_keys_flow(channel: Channel) -> None:
     channel.inbox.failing = {"BAD"}
     # 30 retries at 0.05 s: the BAD key stays blocked for the whole test.
-    channel.admin("PATCH", "", json={"retry": {"delays": [0.05], "jitter": 0, "max_attempts": 100}})
-    time.sleep(0.5)
+    changed = channel.admin(
+        "PATCH", "", json={"retry": {"delays": [0.05], "jitter": 0, "max_attempts": 100}}
+    )
+    assert changed.status_code == 200, changed.text
+    wait_until(
+        lambda: retry_of(channel).max_attempts == 100, what="the new retry schedule in delivery"
+    )
     assert (
         channel.publish(
             {"id": "BAD", "n": 1},
@@ -122,7 +144,8 @@ def test_failing_forever_dead_letters_and_redelivery_is_idempotent(channel: Chan
         what="the dead letter marked redelivered",
     )
     assert done[0]["state"] == "redelivered" and done[0]["redeliveries"] == 1
-    time.sleep(1.5)  # a second requeue would have pushed it again by now
+    # Both requests were answered, yet it was requeued once (redeliveries 1) and is redelivered:
+    # no requeued dead letter is left for delivery to push again. So: one push answered 200.
     assert len([a for a in channel.inbox.arrivals if a.headers["webhook-id"] == message_id
                 and a.headers["x-test-answered"] == "200"]) == 1  # fmt: skip
 
@@ -135,9 +158,11 @@ def test_gone_disables_the_subscription_until_resumed(channel: Channel) -> None:
         what="the subscription disabled by the 410",
     )
     assert "410" in channel.admin("GET", "").json()["status_reason"]
+    wait_until(lambda: not delivering(channel), what="the subscription's delivery stopped")
     channel.inbox.status = 200
     channel.publish({"id": "G", "n": 2})
-    time.sleep(1.0)
+    wait_until(lambda: in_log(channel) >= 2, what="both messages in the topic's log")
+    assert not delivering(channel)
     assert channel.inbox.delivered() == []
     assert channel.admin("POST", "/resume").status_code == 200
     wait_until(
@@ -201,8 +226,10 @@ def test_a_dripping_receiver_times_out_at_the_attempt_deadline_and_is_retried(
 
 def test_pause_resume_and_replay(channel: Channel) -> None:
     assert channel.admin("POST", "/pause").status_code == 200
+    assert not delivering(channel)  # a registry change is live before its answer
     channel.publish({"id": "P", "n": 1}, {"id": "P", "n": 2})
-    time.sleep(1.0)
+    wait_until(lambda: in_log(channel) >= 2, what="both messages in the topic's log")
+    assert not delivering(channel)
     assert channel.inbox.delivered() == []
     assert channel.admin("POST", "/resume").status_code == 200
     wait_until(lambda: len(channel.inbox.delivered()) == 2, what="both messages once resumed")

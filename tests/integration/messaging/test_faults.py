@@ -268,6 +268,18 @@ def dead_letters(channel: Channel) -> dict[str, dict[str, Any]]:
     return {item["message_id"]: item for item in answer.json()["items"]}
 
 
+def positions(channel: Channel) -> dict[str, Any]:
+    answer = channel.admin("GET", "/positions")
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def in_log(channel: Channel) -> int:
+    """How many messages the topic's log holds (its partitions' end offsets)."""
+    return sum(p["end_offset"] or 0 for p in positions(channel)["partitions"])
+
+
 def wait_settled(
     channel: Channel, ledger: Ledger, *, timeout: float = 60
 ) -> dict[str, dict[str, Any]]:
@@ -441,7 +453,7 @@ def test_kafka_killed_with_unsent_outbox_then_a_fresh_broker(
     before = Ledger()
     publish_ok(channel, before, [{"id": k, "n": n} for n in range(5) for k in names])
     settle_and_account(channel, before)
-    time.sleep(0.5)  # positions saved (every 200 ms)
+    wait_until(lambda: positions(channel)["lag"] == 0, what="positions saved past every message")
 
     kafka_rig.broker.pause()
     checked = Ledger()
@@ -559,12 +571,14 @@ def test_relay_stopped_mid_burst_and_started_again(
                 stop_relay(runtime, hub_loop, as_woken=True)
                 burst.release()
             stopped_at = runtime.relay.relayed
+            # Three batches accepted since the stop, each of them waking the relay: a relay that
+            # ran would have taken some of them (its count would have moved).
+            batch = len(burst.keys) * burst.per_key
             wait_until(
-                lambda: outbox(runtime, channel.topic) > 0,
+                lambda: outbox(runtime, channel.topic) >= 3 * batch,
                 timeout=10,
-                what="messages in the outbox again",
+                what=f"{3 * batch} messages accepted since the relay stopped, left in the outbox",
             )
-            time.sleep(0.3)
             assert runtime.relay.relayed == stopped_at, "the relay ran while stopped"
             start_relay(runtime, hub_loop)
     finally:
@@ -718,7 +732,10 @@ def test_failing_slow_and_gone_subscriber_accounts_for_every_message(
     publish_ok(
         channel, ledger, [{"id": k, "n": 101 + n, "mode": "ok"} for n in range(3) for k in names]
     )
-    time.sleep(1.0)
+    wait_until(
+        lambda: in_log(channel) >= len(ledger), what="every accepted message in the topic's log"
+    )
+    assert channel.subscription not in mhub.hub.runtime.delivery.workers
     assert len(hook.pushes) == pushed, "pushed while the subscription was disabled"
     hook.gone = False
     assert channel.admin("POST", "/resume").status_code == 200
