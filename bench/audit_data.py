@@ -121,7 +121,7 @@ def _model_indexes() -> dict[str, str]:
 
     from audit.records import ExchangeRecord
 
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves it untyped
     return {
         str(index.name): str(CreateIndex(index).compile(dialect=dialect))
         for index in ExchangeRecord.__table__.indexes  # type: ignore[attr-defined]

@@ -110,7 +110,7 @@ def _workers(argv: list[list[str]], logs: list[Path]) -> Iterator[list[subproces
         yield started
     finally:
         for process in started:
-            procs.stop_group(process, grace=5)  # type: ignore[arg-type]
+            procs.stop_group(process, grace=5)
 
 
 def measure(

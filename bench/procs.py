@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -37,7 +38,7 @@ def group(
         stop_group(process)
 
 
-def stop_group(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+def stop_group(process: subprocess.Popen[Any], grace: float = 10.0) -> None:
     """SIGTERM to the group, then SIGKILL to whatever is left after `grace` seconds."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)

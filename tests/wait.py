@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Literal, TypeAlias, TypeVar
 
 T = TypeVar("T")
+# What a probe answers while the state is not there yet; never what a wait returns.
+NotYet: TypeAlias = Literal[False] | None
 
 DEFAULT_TIMEOUT = 30.0
 
 
 def wait_until(
-    probe: Callable[[], T],
+    probe: Callable[[], T | NotYet],
     *,
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = 0.05,
@@ -35,7 +37,7 @@ def wait_until(
 
 
 async def wait_until_async(
-    probe: Callable[[], Awaitable[T]],
+    probe: Callable[[], Awaitable[T | NotYet]],
     *,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - the failure names the last value seen
     interval: float = 0.05,

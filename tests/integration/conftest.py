@@ -149,16 +149,16 @@ class World:
 
 
 def auditor_key(hub: RunningHub) -> str:
-    cached = getattr(hub, "_auditor_key", None)
+    cached = hub.shared_keys.get("auditor")
     if cached:
-        return str(cached)
+        return cached
     with hub.admin() as admin:
         answer = admin.post(
             "/admin/principals", json={"name": f"auditor-{secrets.token_hex(3)}", "role": "auditor"}
         )
         assert answer.status_code == 201, answer.text
-    key = answer.json()["key"]
-    hub._auditor_key = key  # type: ignore[attr-defined]
+    key: str = answer.json()["key"]
+    hub.shared_keys["auditor"] = key
     return key
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from registry import keys
 from tests.conftest import free_port
+from tests.wait import wait_until
 
 
 @pytest.mark.parametrize("name", ["population", "dossier", "civil-status", "portal", "documents"])
@@ -20,17 +20,19 @@ def test_each_simulator_runs_on_its_own(name):
         [sys.executable, "-m", "gateway.cli", "simulate", name, "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+    def answer() -> httpx.Response | None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        except httpx.TransportError:
+            assert process.poll() is None, f"lgsp simulate {name} exited"  # fails the wait at once
+            return None
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, f"lgsp simulate {name} exited"
-                assert time.monotonic() < deadline, f"lgsp simulate {name} never answered"
-                time.sleep(0.1)
-        assert answer.status_code == 200
+        health = wait_until(
+            answer, timeout=30, interval=0.1, what=f"lgsp simulate {name} to answer /healthz"
+        )
+        assert health.status_code == 200
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 
 import httpx
@@ -19,6 +18,7 @@ from gateway.settings import Settings
 from registry import keys
 from tests.conftest import BACKENDS, RunningHub, free_port
 from tests.integration.conftest import APPROVE, provision
+from tests.wait import wait_until
 
 
 def _start(database_url: str, admin_key: str, port: int) -> subprocess.Popen[bytes]:
@@ -35,18 +35,21 @@ def _start(database_url: str, admin_key: str, port: int) -> subprocess.Popen[byt
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
+
+    def ready() -> bool:
+        if process.poll() is not None:  # fails the wait at once
             raise RuntimeError(process.stderr.read().decode() if process.stderr else "hub died")
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the hub did not become ready")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(ready, timeout=30, interval=0.1, what="the hub process to answer /readyz")
+    except BaseException:
+        process.kill()
+        raise
+    return process
 
 
 @pytest.mark.slow
@@ -61,8 +64,8 @@ def test_sigkill_loses_no_answered_record(backend, database_urls: Callable[[str]
             url=f"http://127.0.0.1:{port}",
             admin_key=admin_key,
             settings=Settings(database_url=url),
-            hub=None,
-        )  # type: ignore[arg-type]
+            hub=None,  # type: ignore[arg-type]  # in another process: reached over HTTP only
+        )
         world = provision(
             hub,
             base_url=upstream,
@@ -97,9 +100,11 @@ def test_sigkill_loses_no_answered_record(backend, database_urls: Callable[[str]
         threads = [threading.Thread(target=load, args=(w,)) for w in range(8)]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 20
-        while len(answered) < 300 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(
+            lambda: len(answered) >= 300,
+            timeout=20,
+            what="300 answered exchanges (the load going) before the kill",
+        )
         os.killpg(process.pid, signal.SIGKILL)  # mid-load, no chance to flush anything
         process.wait(timeout=10)
         stop.set()
@@ -112,7 +117,6 @@ def test_sigkill_loses_no_answered_record(backend, database_urls: Callable[[str]
         if process.stderr:
             process.stderr.close()
 
-    assert len(answered) >= 300, "the load did not get going before the kill"
     engine = make_engine(url)
     try:
         with engine.connect() as connection:

@@ -10,15 +10,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from simulators import citizens
+from tests.wait import wait_until
 
 
 def _free_ports(count: int) -> int:
@@ -26,7 +27,7 @@ def _free_ports(count: int) -> int:
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
+            base = int(probe.getsockname()[1])
         if base + count > 65535:
             continue
         socks = []
@@ -103,17 +104,19 @@ def running_demo(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[
     )
     assert process.stdout is not None
     printed: list[str] = []
-    deadline = time.monotonic() + 60
+
+    def ready() -> bool:
+        """Reads one printed line: the tour's last is "Ctrl-C stops everything"."""
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:  # the demo exited: fail at once, with what it printed
+            raise AssertionError("lgsp demo exited before it was ready:\n" + "\n".join(printed))
+        printed.append(line.rstrip("\n"))
+        return line.startswith("Ctrl-C stops everything")
+
     try:
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            printed.append(line.rstrip("\n"))
-            if line.startswith("Ctrl-C stops everything"):
-                break
+        wait_until(ready, timeout=60, interval=0, what="lgsp demo to print its tour")
         tour = "\n".join(printed)
-        assert "Ctrl-C stops everything" in tour, tour
         yield Demo(f"http://127.0.0.1:{hub_port}", sim_base, tour)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
@@ -168,7 +171,9 @@ def test_the_printed_tour_works(tmp_path: Path):
         lgsp = [c for _, c in commands if re.match(r"^\S*lgsp ", c)]
         exported = run(lgsp[0])
         assert exported.returncode == 0, exported.stderr
-        written = Path(re.search(r" -o (\S+)", lgsp[0])[1])  # type: ignore[index]
+        output = re.search(r" -o (\S+)", lgsp[0])
+        assert output, lgsp[0]
+        written = Path(output[1])
         manifest = yaml.safe_load(written.read_text(encoding="utf-8"))
         assert {s["name"] for s in manifest["services"]} == {"dan-cu", "ho-tich", "ho-so"}
         assert "matkhau-demo" not in written.read_text()  # credentials are write-only
@@ -197,19 +202,23 @@ def test_the_printed_tour_works(tmp_path: Path):
         start = next(i for i, (_, c) in enumerate(commands) if "/audit/keys" in c)
         keys, note, record, proof, report, export, offline, whole = (c for _, c in commands[start:])
         [key] = json.loads(run(keys).stdout)["keys"]
-        deadline = time.monotonic() + 30
-        while True:  # a checkpoint covers the citizen's records within seconds
-            answer = json.loads(run(f"{record}\n{proof}").stdout)
-            if "proof" in answer or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+
+        def proven() -> dict[str, Any] | None:
+            answer: dict[str, Any] = json.loads(run(f"{record}\n{proof}").stdout)
+            return answer if "proof" in answer else None
+
+        answer = wait_until(  # a checkpoint covers the citizen's records within seconds
+            proven, timeout=30, interval=0.5, what="an inclusion proof of the citizen's record"
+        )
         assert answer["leaf_index"] >= 0 and answer["checkpoint"]["key_id"] == key["key_id"]
         signed = run(note).stdout
         assert signed.startswith("lgsp.laichau.gov.vn/audit\n") and "\n— " in signed, signed
         for command in (report, export, offline, whole):
             done = run(command)
             assert done.returncode == 0, (command, done.stdout, done.stderr)
-        pdf = Path(re.search(r"-o (\S+\.pdf)", report)[1])  # type: ignore[index]
+        output = re.search(r"-o (\S+\.pdf)", report)
+        assert output, report
+        pdf = Path(output[1])
         assert pdf.read_bytes().startswith(b"%PDF")
         assert key["vkey"] in offline
 

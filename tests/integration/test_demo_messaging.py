@@ -7,8 +7,7 @@ import json
 import os
 import re
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +21,10 @@ from simulators import citizens, runner
 from tests.integration.simulators.fakes import signed_headers
 from tests.integration.test_demo import _commands, running_demo
 from tests.kafka import running_broker
+from tests.wait import wait_until
 
 UBND, STP = "000.00.12.H12", "000.00.15.H12"
 FLOW_TIMEOUT = 30.0  # publish -> relay -> broker -> delivery, on a loaded test machine
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = FLOW_TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last saw {last!r}")
 
 
 def values_of(document: Any, key: str) -> Iterator[Any]:
@@ -114,7 +103,7 @@ def test_the_three_flows_run_end_to_end(
     changed = run(one(f"/api/ho-so/{code}/trang-thai", method="PUT"))
     assert changed["TrangThaiHoSo"] == 4
 
-    history = eventually(
+    wait_until(
         lambda: (
             [
                 c["TrangThaiHoSo"]
@@ -122,9 +111,10 @@ def test_the_three_flows_run_end_to_end(
             ]
             == [2, 4]
         ),
-        "the portal to hold the dossier's statuses 2 and 4",
+        timeout=FLOW_TIMEOUT,
+        interval=0.2,
+        what="the portal to hold the dossier's statuses 2 and 4",
     )
-    assert history
     published = run(one(f"{sims['dossier']}/_sim/published"))
     assert [p["state"] for p in published] == ["accepted", "accepted"]
     message_ids = [p["message_id"] for p in published]
@@ -152,21 +142,25 @@ def test_the_three_flows_run_end_to_end(
     lookup = one("/cong-dan/tra-cuu", method="POST")
     assert child in lookup  # the tour named the number before it was assigned
 
-    eventually(
+    wait_until(
         lambda: [
             b
             for b in run(one(f"{sims['population']}/_sim/khai-sinh"))
             if b["so_dinh_danh"] == child
         ],
-        "the population database to record the newborn",
+        timeout=FLOW_TIMEOUT,
+        interval=0.2,
+        what="the population database to record the newborn",
     )
-    [read] = eventually(
+    [read] = wait_until(
         lambda: run(one(f"{sims['dossier']}/_sim/khai-sinh")),
-        "the dossier system's group reader to get the registration",
+        timeout=FLOW_TIMEOUT,
+        interval=0.2,
+        what="the dossier system's group reader to get the registration",
     )
     assert read["so_dang_ky"] == registered["so_dang_ky"]
     assert read["attached_to"] == [applied["MaHoSo"]]
-    eventually(
+    wait_until(
         lambda: (
             [
                 c["TrangThaiHoSo"]
@@ -176,12 +170,14 @@ def test_the_three_flows_run_end_to_end(
             ]
             == [2, 9]
         ),
-        "the completed birth dossier (9) to reach the portal",
+        timeout=FLOW_TIMEOUT,
+        interval=0.2,
+        what="the completed birth dossier (9) to reach the portal",
     )
     found = run(lookup)
     assert found["cong_dan"]["so_dinh_danh"] == child
     # The reader commits after handling what it read (at least once): lag 0 follows shortly.
-    eventually(
+    wait_until(
         lambda: (
             (
                 lags := list(
@@ -190,7 +186,9 @@ def test_the_three_flows_run_end_to_end(
             )
             and all(lag == 0 for lag in lags)
         ),
-        "the group reader to commit its position (lag 0)",
+        timeout=FLOW_TIMEOUT,
+        interval=0.2,
+        what="the group reader to commit its position (lag 0)",
     )
     published_birth = audit(message_id=read["message_id"])
     assert "publish" in {r["kind"] for r in published_birth}, published_birth
@@ -204,18 +202,44 @@ def test_the_three_flows_run_end_to_end(
         [document] = [d for d in mine if d["DocumentId"] == doc_id]
         return [s["StatusCode"] for s in document["TrangThai"].get(STP, [])]
 
-    eventually(lambda: statuses_seen_by_the_sender() == ["01", "03"], "01 and 03 back")
+    wait_until(
+        lambda: statuses_seen_by_the_sender() == ["01", "03"],
+        timeout=FLOW_TIMEOUT,
+        interval=0.2,
+        what="statuses 01 and 03 back at the sender",
+    )
     [incoming] = run(one(f"/api/{STP}/van-ban-den"))["items"]
     assert incoming["DocumentId"] == doc_id
     assert incoming["SoDen"] == 1
     done = run(one(f"/api/{STP}/van-ban-den/1/trang-thai", method="POST"))
     assert done["TrangThai"]["StatusCode"] == "06"
-    eventually(lambda: statuses_seen_by_the_sender() == ["01", "03", "06"], "06 back")
+    wait_until(
+        lambda: statuses_seen_by_the_sender() == ["01", "03", "06"],
+        timeout=FLOW_TIMEOUT,
+        interval=0.2,
+        what="status 06 back at the sender",
+    )
+
+    def stp_status_lags() -> list[int | None]:
+        answer = http.get(
+            f"{hub}/admin/subscriptions/qlvb-stp-trang-thai/positions",
+            headers={"X-API-Key": env["LGSP_KEY"]},
+        )
+        assert answer.status_code == 200, answer.text
+        return [p["lag"] for p in answer.json()["partitions"]]
+
+    # The status subscriptions filter on the document's sender: once STP's own has read past
+    # every status (its stored positions at the log's end), it got none of them.
+    wait_until(
+        lambda: all(lag == 0 for lag in stp_status_lags()),
+        timeout=FLOW_TIMEOUT,
+        interval=0.2,
+        what="STP's status subscription to read past every status (lag 0)",
+    )
     log = http.get(f"{sims['documents']}/_sim/webhooks").json()
     endpoints = {(e["endpoint"], e["outcome"]) for e in log}
     assert (f"/webhooks/{STP}/van-ban", "applied") in endpoints
     assert (f"/webhooks/{UBND}/trang-thai", "applied") in endpoints
-    # The status subscriptions filter on the document's sender: STP's got none of them.
     assert not [e for e in log if e["endpoint"] == f"/webhooks/{STP}/trang-thai"]
 
     # Every other command of the tour answers JSON, and none of them a problem.

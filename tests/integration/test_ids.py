@@ -28,11 +28,13 @@ def migrated(
 def allow_deletes(connection: Connection, table: str) -> None:
     """The append-only triggers off (exchange records, checkpoints), inside the transaction."""
     if connection.dialect.name == "sqlite":
-        names = connection.execute(
-            text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
-            {"t": table},
-        ).scalars()
-        for name in list(names):
+        names: list[str] = list(
+            connection.execute(
+                text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
+                {"t": table},
+            ).scalars()
+        )
+        for name in names:
             connection.execute(text(f'DROP TRIGGER "{name}"'))
     else:
         connection.execute(text(f'ALTER TABLE "{table}" DISABLE TRIGGER USER'))

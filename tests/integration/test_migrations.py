@@ -134,9 +134,10 @@ def schema(engine: Engine, tables: list[str]) -> dict[str, Any]:
                 "SELECT c.relname, 'trigger', t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
                 "JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal"
             )
-        for table, kind, name, sql in connection.execute(text(statement)):
-            if table in found:
-                found[table].setdefault(kind, {})[name] = " ".join(str(sql).split())
+        for row in connection.execute(text(statement)):
+            owner, kind, name, sql = row[0], row[1], row[2], row[3]
+            if owner in found:
+                found[owner].setdefault(kind, {})[name] = " ".join(str(sql).split())
     return found
 
 
@@ -188,7 +189,7 @@ def test_the_upgrade_keeps_every_row_and_never_gives_an_id_again(backend, databa
         with engine.connect() as connection:
             if backend == "sqlite":
                 assert connection.execute(text("PRAGMA foreign_key_check")).all() == []
-                ddl = dict(
+                ddl: dict[str, str] = dict(
                     connection.execute(
                         text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
                     ).all()

@@ -7,13 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from registry import keys
 from tests.conftest import free_port
+from tests.wait import wait_until
 
 
 def _children(pid: int) -> set[int]:
@@ -32,15 +32,6 @@ def _workers(pid: int) -> set[int]:
         except FileNotFoundError:
             pass
     return found
-
-
-def _wait(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _ready(url: str) -> bool:
@@ -63,14 +54,35 @@ def test_workers_serve_restart_and_stop(tmp_path):
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
+
+    def alive() -> bool:
+        """True while the supervisor runs; its exit fails the wait at once."""
+        if supervisor.poll() is not None:
+            assert supervisor.stderr is not None
+            stderr = supervisor.stderr.read().decode(errors="replace")
+            raise AssertionError(f"lgsp serve exited with {supervisor.returncode}:\n{stderr}")
+        return True
+
     try:
-        assert _wait(lambda: _ready(url) and len(_workers(supervisor.pid)) == 2)
+        wait_until(
+            lambda: alive() and _ready(url) and len(_workers(supervisor.pid)) == 2,
+            timeout=30,
+            interval=0.1,
+            what="lgsp serve ready with its 2 workers",
+        )
         first = _workers(supervisor.pid)
 
         victim = sorted(first)[0]
         os.kill(victim, signal.SIGKILL)
-        assert _wait(lambda: len(_workers(supervisor.pid) - {victim}) == 2), "no replacement"
-        assert _wait(lambda: _ready(url))
+        wait_until(
+            lambda: alive() and len(_workers(supervisor.pid) - {victim}) == 2,
+            timeout=30,
+            interval=0.1,
+            what="a new worker in place of the killed one",
+        )
+        wait_until(
+            lambda: alive() and _ready(url), timeout=30, interval=0.1, what="lgsp serve ready again"
+        )
         # Both workers answer: fresh connections spread over the two sockets.
         assert all(httpx.get(f"{url}/healthz").status_code == 200 for _ in range(20))
 
@@ -81,7 +93,8 @@ def test_workers_serve_restart_and_stop(tmp_path):
         if supervisor.poll() is None:
             os.killpg(supervisor.pid, signal.SIGKILL)
             supervisor.wait()
-        supervisor.stderr.close()
+        if supervisor.stderr is not None:
+            supervisor.stderr.close()
 
 
 def test_a_taken_port_is_refused(tmp_path):

@@ -81,10 +81,10 @@ class Registry:
 
     def changes(self, **filters: Any) -> list[dict[str, Any]]:
         """Registry-change audit records, newest first (read with an auditor key)."""
-        key = getattr(self.hub, "_admin_tests_auditor", None)
+        key = self.hub.shared_keys.get("admin-tests-auditor")
         if key is None:
             key = self.principal("auditor")
-            self.hub._admin_tests_auditor = key  # type: ignore[attr-defined]
+            self.hub.shared_keys["admin-tests-auditor"] = key
         with self.hub.client(key) as auditor:
             answer = auditor.get(
                 "/audit/exchanges", params={"kind": "registry_change", "limit": 1000, **filters}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.admin.conftest import Registry, ok, problem, random_agency
+from tests.integration.admin.conftest import Registry, ok, problem
+from tests.integration.conftest import random_agency
 
 
 def test_agency_lifecycle(reg: Registry) -> None:

@@ -6,7 +6,8 @@ import copy
 import secrets
 from typing import Any
 
-from tests.integration.admin.conftest import UPSTREAM, Registry, ok, problem, random_agency
+from tests.integration.admin.conftest import UPSTREAM, Registry, ok, problem
+from tests.integration.conftest import random_agency
 
 
 def manifest(reg: Registry, *, secret: str = "mat-khau") -> dict[str, Any]:
@@ -168,7 +169,7 @@ def test_export_round_trip(reg: Registry) -> None:
     ]
 
 
-STATUS_V1 = {
+STATUS_V1: dict[str, Any] = {
     "type": "object",
     "properties": {"MaHoSo": {"type": "string"}, "TrangThaiHoSo": {"type": "integer"}},
     "required": ["MaHoSo"],

@@ -10,7 +10,7 @@ import pytest
 
 from tests.integration.admin.conftest import ROUTE, Registry, ok, problem
 
-PERSON = {
+PERSON: dict[str, Any] = {
     "type": "object",
     "properties": {
         "so_dinh_danh": {"type": "string", "format": "vn-personal-id"},

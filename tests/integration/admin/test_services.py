@@ -96,7 +96,7 @@ def test_service_field_rules(
 
 def test_soap_routes_need_an_operation(reg: Registry, base: Base) -> None:
     soap = base.soap_connector
-    body = {
+    body: dict[str, Any] = {
         "name": reg.unique("svc"),
         "version": "v1",
         "connector": soap,
@@ -104,7 +104,7 @@ def test_soap_routes_need_an_operation(reg: Registry, base: Base) -> None:
         "routes": [{**ROUTE, "operation": "TraCuu"}, {"method": "POST", "path": "/x"}],
     }
     problem(reg.client.post("/admin/services", json=body), 422, "/routes/1/operation")
-    body["routes"][1]["operation"] = "Ghi"  # type: ignore[index]
+    body["routes"][1]["operation"] = "Ghi"
     ok(reg.client.post("/admin/services", json=body), 201)
 
 

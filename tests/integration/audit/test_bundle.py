@@ -14,11 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import text
@@ -36,6 +37,7 @@ from tests.integration.audit.logs import (
     subject_hash,
 )
 from tests.integration.conftest import auditor_key, ok, random_agency
+from tests.wait import wait_until
 
 SUBJECT = "012090000003"  # the subject of records 3, 10, 17, ... (see logs.record)
 REPO = Path(__file__).resolve().parents[3]
@@ -70,14 +72,13 @@ def bundle(log: Log, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def in_database(log: Log) -> tuple[int, int]:
     """(records of the subject in the latest checkpoint, those after it)."""
     with log.engine.connect() as connection:
-        size = connection.execute(text("SELECT max(size) FROM audit_checkpoint")).scalar_one()
-        seqs = [
-            int(s)
-            for s in connection.execute(
+        size: int = connection.execute(text("SELECT max(size) FROM audit_checkpoint")).scalar_one()
+        seqs: list[int] = list(
+            connection.execute(
                 text("SELECT seq FROM exchange_record WHERE subject_hash = :h"),
                 {"h": subject_hash(SUBJECT)},
             ).scalars()
-        ]
+        )
     from audit.tree import TreeStore
 
     store = TreeStore(log.engine)
@@ -286,7 +287,7 @@ def _line(n: int, change: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
     return apply
 
 
-def _json_change(edit: Callable[[dict], None]) -> Callable[[bytes], bytes]:
+def _json_change(edit: Callable[[dict[str, Any]], None]) -> Callable[[bytes], bytes]:
     def apply(data: bytes) -> bytes:
         value = json.loads(data)
         edit(value)
@@ -420,11 +421,15 @@ def test_evidence_from_a_running_hub(
             "/audit/exchanges", params={"kind": "registry_change", "limit": 100}
         ).json()["items"]
         [change] = [i for i in items if i["object_key"] == code]
-        deadline = time.monotonic() + 30
-        while (
-            answer := client.get("/audit/proofs/inclusion", params={"record": change["id"]})
-        ).status_code == 409 and time.monotonic() < deadline:
-            time.sleep(0.3)
+
+        def proven() -> httpx.Response | None:
+            """The inclusion proof's answer, once not 409 (no checkpoint covers the record yet)."""
+            answer = client.get("/audit/proofs/inclusion", params={"record": change["id"]})
+            return None if answer.status_code == 409 else answer
+
+        answer = wait_until(
+            proven, timeout=30, interval=0.3, what="a checkpoint covering the change (not 409)"
+        )
         assert answer.status_code == 200, answer.text
         vkeys = [k["vkey"] for k in client.get("/audit/keys").json()["keys"]]
     monkeypatch.setenv("LGSP_DATABASE_URL", hub.settings.database_url)

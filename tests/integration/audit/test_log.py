@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from audit import merkle, proofs
 from audit.canonical import leaf_hash
@@ -39,7 +41,7 @@ def engine(request, database_urls):
 
 
 @pytest.fixture
-def key_file(tmp_path) -> Path:
+def key_file(tmp_path: Path) -> Path:
     return tmp_path / "audit.key"
 
 
@@ -48,7 +50,7 @@ def _log(engine, key_file: Path, **kwargs) -> AuditLog:
     return AuditLog(engine, signers=signers, origin=ORIGIN, **kwargs)
 
 
-def _row(n: int, **extra) -> dict[str, object]:
+def _row(n: int, **extra: Any) -> dict[str, Any]:
     return {"id": new_record_id(), "kind": "exchange", "time": utcnow(), "request_id": f"r{n}",
             "hub_status": 200, "subject_hash": f"{n:064x}", **extra}  # fmt: skip
 
@@ -58,7 +60,7 @@ def _insert(engine, rows) -> None:
         connection.execute(RECORDS.insert(), list(rows))
 
 
-def _records_in_leaf_order(engine) -> list[dict]:
+def _records_in_leaf_order(engine: Engine) -> list[dict[str, Any]]:
     store = TreeStore(engine)
     size = store.state().size
     seqs = store.seqs(0, size)
@@ -177,7 +179,7 @@ def test_processes_integrating_at_once_build_one_tree(engine, key_file, tmp_path
     assert _latest(engine).root == merkle.root_from_leaves([leaf_hash(r) for r in records])
 
 
-def _audit_events(engine) -> list[tuple[str, dict]]:
+def _audit_events(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
     with engine.connect() as connection:
         rows = connection.execute(
             RECORDS.select().where(RECORDS.c.kind == "audit").order_by(RECORDS.c.seq)
@@ -185,8 +187,8 @@ def _audit_events(engine) -> list[tuple[str, dict]]:
         return [(r["action"], r["details"]) for r in rows]
 
 
-def _run(coroutine):
-    return asyncio.run(coroutine)
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coroutine)
 
 
 def test_start_and_stop_are_signed_records_and_a_reconfiguration_is_recorded(engine, key_file):

@@ -8,12 +8,16 @@ the signature is by a key /audit/keys lists.
 from __future__ import annotations
 
 import base64
-import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
 
 from audit import merkle
 from audit.canonical import leaf_hash
 from audit.notes import Checkpoint, Verifier, open_note
-from tests.integration.conftest import APPROVE, auditor_key
+from tests.integration.conftest import APPROVE, World, auditor_key
+from tests.wait import wait_until
 
 ROUTE = {"method": "GET", "path": "/cong-dan/{id}", "upstream_path": "/citizen/{id}"}
 
@@ -22,17 +26,16 @@ def _b64(value: str) -> bytes:
     return base64.b64decode(value)
 
 
-def _wait_for_checkpoint(auditor, size: int, timeout: float = 20.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = auditor.get("/audit/checkpoints/latest")
-        if answer.status_code == 200 and answer.json()["size"] >= size:
-            return answer.json()
-        assert time.monotonic() < deadline, f"no checkpoint of size {size}: {answer.text}"
-        time.sleep(0.2)
+def _checkpoint(auditor: httpx.Client, size: int) -> dict[str, Any] | None:
+    """The latest signed checkpoint, if it covers at least `size` records."""
+    answer = auditor.get("/audit/checkpoints/latest")
+    if answer.status_code == 200 and answer.json()["size"] >= size:
+        checkpoint: dict[str, Any] = answer.json()
+        return checkpoint
+    return None
 
 
-def _world(make_world, upstream):
+def _world(make_world: Callable[..., World], upstream: str) -> World:
     return make_world(
         base_url=upstream, routes=[ROUTE], grant={}, decision=APPROVE,
         personal_data=False, subject_pointer="/path/id",
@@ -50,17 +53,19 @@ def test_a_record_is_proven_in_a_signed_checkpoint(hub, make_world, upstream):
         assert keys and all(k["vkey"].startswith(f"{k['name']}+{k['key_id']}+") for k in keys)
         verifiers = [Verifier.from_vkey(k["vkey"]) for k in keys]
 
-        deadline = time.monotonic() + 20
-        while True:
+        def proven() -> dict[str, Any] | None:
             answer = auditor.get("/audit/proofs/inclusion", params={"record": record["id"]})
             if answer.status_code == 200:
-                break
+                found: dict[str, Any] = answer.json()
+                return found
             # Until a checkpoint covers it: 409 with a problem saying to retry.
             assert answer.status_code == 409, answer.text
             assert answer.headers["content-type"] == "application/problem+json"
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
-        proof = answer.json()
+            return None
+
+        proof = wait_until(
+            proven, timeout=20, interval=0.3, what="an inclusion proof of the record"
+        )
 
         body, signed_by = open_note(proof["checkpoint"]["note"], verifiers)
         checkpoint = Checkpoint.parse(body)
@@ -85,9 +90,19 @@ def test_consistency_between_two_checkpoints(hub, make_world, upstream):
     world = _world(make_world, upstream)
     with hub.client(auditor_key(hub)) as auditor:
         world.call("GET", "/cong-dan/012090001111")
-        first = _wait_for_checkpoint(auditor, 1)
+        first = wait_until(
+            lambda: _checkpoint(auditor, 1),
+            timeout=20,
+            interval=0.2,
+            what="a signed checkpoint of at least 1 record",
+        )
         world.call("GET", "/cong-dan/012090002222")
-        second = _wait_for_checkpoint(auditor, first["size"] + 1)
+        second = wait_until(
+            lambda: _checkpoint(auditor, first["size"] + 1),
+            timeout=20,
+            interval=0.2,
+            what=f"a signed checkpoint of more than {first['size']} records",
+        )
         by_size = auditor.get("/audit/checkpoints", params={"size": first["size"]}).json()
         assert by_size["items"][0]["root"] == first["root"]
         answer = auditor.get(
@@ -133,7 +148,12 @@ def test_readiness_shows_how_far_the_signed_log_follows_the_tree(hub, make_world
     world = _world(make_world, upstream)
     world.call("GET", "/cong-dan/012090003333")
     with hub.client(auditor_key(hub)) as auditor:
-        latest = _wait_for_checkpoint(auditor, 1)
+        latest = wait_until(
+            lambda: _checkpoint(auditor, 1),
+            timeout=20,
+            interval=0.2,
+            what="a signed checkpoint of at least 1 record",
+        )
     with hub.client() as anyone:
         audit = anyone.get("/readyz").json()["audit"]
     assert audit["checkpoint_size"] >= latest["size"] and audit["tree_size"] >= latest["size"]

@@ -32,6 +32,7 @@ from audit.verify import verify_log
 from audit.writer import AuditWriter
 from gateway.cli import audit_retention as cli_audit_retention
 from registry.types import utcnow
+from tests.wait import wait_until_async
 
 ORIGIN = "lgsp.test/audit"
 OLD = timedelta(days=40)
@@ -410,13 +411,16 @@ def test_the_runtime_task_archives_on_its_first_run(engine, signer, tmp_path):
         task = asyncio.create_task(
             run_daily(engine, retention_days=30, directory=tmp_path, first_after=0)
         )
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            if archive_rows(engine):
-                break
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+
+        async def archived() -> bool:
+            return bool(archive_rows(engine))
+
+        try:
+            await wait_until_async(archived, timeout=10, interval=0.05, what="an archive row")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     asyncio.run(main())
     assert [(r.first_leaf, r.end_leaf) for r in archive_rows(engine)] == [(0, 6)]

@@ -12,7 +12,6 @@ import logging
 import re
 import secrets
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from audit.reports import CSV_COLUMNS
 from gateway.cli import audit_reports as cli_audit_reports
 from tests.integration.audit.test_search import call, lgsp_audit, personal_world
 from tests.integration.conftest import auditor_key
+from tests.wait import wait_until
 
 
 def person(digits: int = 12) -> str:
@@ -39,19 +39,12 @@ def report(auditor: Any, identifier: str, **params: Any) -> dict[str, Any]:
     return body
 
 
-def covered(
-    hub: Any, auditor: Any, identifier: str, expected: int, timeout: float = 30
-) -> dict[str, Any]:
-    """The report once a signed checkpoint covers all `expected` accesses (the hub signs one
-    every 5 s while records arrive; the test asks for one at once)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        hub.hub.runtime.audit_log.integrate(force_checkpoint=True)
-        body = report(auditor, identifier)
-        if body["count"] == expected and body["pending"] == 0:
-            return body
-        assert time.monotonic() < deadline, body
-        time.sleep(0.2)
+def signed_report(hub: Any, auditor: Any, identifier: str, expected: int) -> dict[str, Any] | None:
+    """The report if a signed checkpoint covers all `expected` accesses (the hub signs one
+    every 5 s while records arrive; the test asks for one at once), else None."""
+    hub.hub.runtime.audit_log.integrate(force_checkpoint=True)
+    body = report(auditor, identifier)
+    return body if body["count"] == expected and body["pending"] == 0 else None
 
 
 def b64d(value: str) -> bytes:
@@ -105,7 +98,12 @@ def people(hub, make_world, upstream):
 def test_the_report_lists_exactly_that_persons_accesses_each_proven(hub, people):
     first, second, a, b, c = people
     with hub.client(auditor_key(hub)) as auditor:
-        body = covered(hub, auditor, a, 4)
+        body = wait_until(
+            lambda: signed_report(hub, auditor, a, 4),
+            timeout=30,
+            interval=0.2,
+            what="a report of 4 accesses, all under a signed checkpoint",
+        )
         assert body["title"].startswith("Báo cáo truy cập dữ liệu cá nhân")
         assert body["subject"] == {
             "masked": a[:4] + "******" + a[-2:],
@@ -139,12 +137,22 @@ def test_the_report_lists_exactly_that_persons_accesses_each_proven(hub, people)
         assert as_csv.headers["content-type"].startswith("text/csv")
         assert len(list(csv.DictReader(io.StringIO(as_csv.text)))) == 4
 
-        others = covered(hub, auditor, b, 2)
+        others = wait_until(
+            lambda: signed_report(hub, auditor, b, 2),
+            timeout=30,
+            interval=0.2,
+            what="a report of 2 accesses, all under a signed checkpoint",
+        )
         assert {x["record_id"] for x in others["accesses"]}.isdisjoint(
             x["record_id"] for x in accesses
         )
         assert_proven(others)
-        old_card = covered(hub, auditor, c, 1)
+        old_card = wait_until(
+            lambda: signed_report(hub, auditor, c, 1),
+            timeout=30,
+            interval=0.2,
+            what="a report of 1 access, all under a signed checkpoint",
+        )
         assert old_card["subject"]["masked"] == c[:3] + "****" + c[-2:]
         assert old_card["accesses"][0]["consumer"] == second.consumer
         assert report(auditor, person())["accesses"] == []  # someone never looked up
@@ -171,12 +179,22 @@ def test_pages_prove_against_one_checkpoint_and_newer_accesses_are_pending(
     for _ in range(3):
         assert call(world, who, "xac-minh") == 200
     with hub.client(auditor_key(hub)) as auditor:
-        covered(hub, auditor, who, 3)
+        wait_until(
+            lambda: signed_report(hub, auditor, who, 3),
+            timeout=30,
+            interval=0.2,
+            what="a report of 3 accesses, all under a signed checkpoint",
+        )
         first = report(auditor, who, limit=2)
         assert first["count"] == 2 and first["next_cursor"]
         pinned = first["checkpoint"]
         assert call(world, who, "xac-minh") == 200  # after the checkpoint the pages prove against
-        newer = covered(hub, auditor, who, 4)
+        newer = wait_until(
+            lambda: signed_report(hub, auditor, who, 4),
+            timeout=30,
+            interval=0.2,
+            what="a report of 4 accesses, all under a signed checkpoint",
+        )
         assert newer["checkpoint"]["size"] > pinned["size"]
 
         second = report(auditor, who, limit=2, cursor=first["next_cursor"])
@@ -196,7 +214,12 @@ def test_pages_prove_against_one_checkpoint_and_newer_accesses_are_pending(
 def test_csv_and_pdf(hub, people):
     _, _, a, _, _ = people
     with hub.client(auditor_key(hub)) as auditor:
-        body = covered(hub, auditor, a, 4)
+        body = wait_until(
+            lambda: signed_report(hub, auditor, a, 4),
+            timeout=30,
+            interval=0.2,
+            what="a report of 4 accesses, all under a signed checkpoint",
+        )
         for params, headers in (({"format": "csv"}, {}), ({}, {"Accept": "text/csv"})):
             answer = auditor.get(f"/audit/subjects/{a}", params=params, headers=headers)
             assert answer.status_code == 200
@@ -310,7 +333,12 @@ def test_the_identifier_is_never_kept_or_logged_in_clear(hub, make_world, upstre
     assert call(world, who, "xac-minh") == 200
     assert call(world, who, "ban-hang") == 403
     with hub.client(auditor_key(hub)) as auditor:
-        body = covered(hub, auditor, who, 2)
+        body = wait_until(
+            lambda: signed_report(hub, auditor, who, 2),
+            timeout=30,
+            interval=0.2,
+            what="a report of 2 accesses, all under a signed checkpoint",
+        )
         for params in ({"format": "csv"}, {"format": "pdf"}, {"limit": 1}):
             assert auditor.get(f"/audit/subjects/{who}", params=params).status_code == 200
         assert auditor.get("/audit/exchanges", params={"subject": who}).status_code == 200
@@ -328,7 +356,12 @@ def test_the_subject_command(hub, people, tmp_path, capsys, monkeypatch):
     _, _, a, _, _ = people
     key = auditor_key(hub)
     with hub.client(key) as auditor:
-        body = covered(hub, auditor, a, 4)
+        body = wait_until(
+            lambda: signed_report(hub, auditor, a, 4),
+            timeout=30,
+            interval=0.2,
+            what="a report of 4 accesses, all under a signed checkpoint",
+        )
     connect = ("--hub", hub.url, "--key", key)
     monkeypatch.setattr(cli_audit_reports, "PAGE", 3)  # two pages, one document
 

@@ -215,7 +215,9 @@ def test_an_old_checkpoint_replayed(log: Log) -> None:
                 "SELECT size, root, time, key_id, note FROM audit_checkpoint WHERE size = 43"
             )
         )
-        replayed = connection.execute(text("SELECT max(id) FROM audit_checkpoint")).scalar_one()
+        replayed: int = connection.execute(
+            text("SELECT max(id) FROM audit_checkpoint")
+        ).scalar_one()
 
     report = log.verify()
 
@@ -274,7 +276,7 @@ def test_a_checkpoint_signed_by_an_unknown_key(log: Log) -> None:
             {"size": state.size, "root": state.root, "time": _now(), "key_id": stranger.key_id,
              "note": stranger.sign_note(body)},
         )  # fmt: skip
-        forged = connection.execute(text("SELECT max(id) FROM audit_checkpoint")).scalar_one()
+        forged: int = connection.execute(text("SELECT max(id) FROM audit_checkpoint")).scalar_one()
 
     report = log.verify()
 
@@ -400,7 +402,7 @@ def _now() -> Any:
 def test_an_altered_entry_above_the_leaves(log: Log) -> None:
     """Level-1 tiles are what inclusion proofs are computed from: a wrong one is caught too."""
     with log.engine.begin() as connection:
-        entry = connection.execute(
+        entry: bytes = connection.execute(
             text("SELECT hashes FROM audit_tile WHERE level = 1 AND idx = 0")
         ).scalar_one()
         connection.execute(

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import itertools
 import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
 from registry.models import Connector, ConnectorCreate
+from tests.wait import wait_until
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -144,7 +144,9 @@ def build_app(state: ProviderState) -> Starlette:
         _record(state, "soap", request, body)
         root = ET.fromstring(body)
         ns = root.tag[1:].partition("}")[0]
-        operation = next(iter(root.find(f"{{{ns}}}Body")))  # type: ignore[arg-type]
+        envelope_body = root.find(f"{{{ns}}}Body")
+        assert envelope_body is not None, body
+        operation = next(iter(envelope_body))
         op_ns, _, op_name = operation.tag[1:].partition("}")
         echoed = "".join(ET.tostring(child, encoding="unicode") for child in operation)
         extra = request.query_params.get("extra", "")
@@ -253,11 +255,12 @@ class UvicornThread:
 
     def __enter__(self) -> str:
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the test provider did not start")
-            time.sleep(0.01)
+        wait_until(
+            lambda: self.server.started,
+            timeout=10,
+            interval=0.01,
+            what="the test provider to start",
+        )
         port = self.server.servers[0].sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
 

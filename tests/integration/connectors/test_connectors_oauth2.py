@@ -101,7 +101,8 @@ def test_refused_client_credentials_never_show_the_secret(provider: Provider) ->
         connector = create_connector(row)
         try:
             assert "wrong-secret-value" not in repr(connector)
-            assert "wrong-secret-value" not in repr(connector._auth)  # type: ignore[attr-defined]
+            assert isinstance(connector, HttpConnector)
+            assert "wrong-secret-value" not in repr(connector._auth)
             with pytest.raises(UpstreamAuthFailed) as info:
                 await connector.call(PROTECTED)
         finally:

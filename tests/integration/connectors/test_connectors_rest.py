@@ -269,6 +269,7 @@ def test_api_key_is_sent_and_never_shown(provider: Provider) -> None:
 
     async def main() -> None:
         connector = create_connector(row)
+        assert isinstance(connector, RestConnector)
         assert API_KEY not in repr(connector)
         assert API_KEY not in repr(connector.config)
         await connector.aclose()

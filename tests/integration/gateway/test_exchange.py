@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from simulators import citizens
 from tests.integration.conftest import APPROVE, World, audit_records, auditor_key
+from tests.wait import wait_until
 
 ECHO_ROUTE = {"method": "POST", "path": "/echo/{item}", "upstream_path": "/echo/{item}"}
 PERSON = citizens.demo_citizen()
@@ -67,7 +69,7 @@ def verify_body(**changes: str) -> dict[str, str]:
 
 
 def population_world(
-    make_world: Any, population_url: str, soap_version: str = "1.1", **grant: Any
+    make_world: Callable[..., World], population_url: str, soap_version: str = "1.1", **grant: Any
 ) -> World:
     return make_world(
         base_url=f"{population_url}/ws/dan-cu",
@@ -384,7 +386,9 @@ def test_query_parameters_are_validated(make_world, upstream):
 # ---------------------------------------------------------------- when the provider fails
 
 
-def test_provider_failures(make_world, upstream, closed_port_url):
+def test_provider_failures(
+    make_world: Callable[..., World], upstream: str, closed_port_url: str
+) -> None:
     def world_at(base: str, **route: Any) -> World:
         return make_world(
             base_url=base,
@@ -595,8 +599,6 @@ def test_nul_in_the_path_is_answered_and_recorded(hub, make_world, upstream, uni
 def test_a_connector_broken_behind_the_hubs_back_fails_alone(hub, make_world, population_url,
                                                               upstream):  # fmt: skip
     """A row changed in the database (bypassing validation) disables its services, only them."""
-    import time
-
     from sqlalchemy import text
 
     broken = population_world(make_world, population_url)
@@ -606,10 +608,12 @@ def test_a_connector_broken_behind_the_hubs_back_fails_alone(hub, make_world, po
             text("UPDATE connector SET options = '{}' WHERE name = :n"), {"n": broken.connector}
         )  # a SOAP connector without its namespace
         connection.execute(text("UPDATE registrystate SET revision = revision + 1"))
-    deadline = time.monotonic() + 5
-    while f"{broken.service}/v1" not in httpx.get(f"{hub.url}/readyz").json()["unavailable"]:
-        assert time.monotonic() < deadline, "the replica never noticed the broken connector"
-        time.sleep(0.1)
+    wait_until(
+        lambda: f"{broken.service}/v1" in httpx.get(f"{hub.url}/readyz").json()["unavailable"],
+        timeout=5,
+        interval=0.1,
+        what="/readyz to list the service of the broken connector as unavailable",
+    )
 
     answer = broken.call("POST", "/cong-dan/xac-thuc", json=verify_body(),
                          headers={"X-Purpose": "xac-thuc-ho-so"})  # fmt: skip

@@ -5,6 +5,7 @@ time are the deadline plus 3 s, for a loaded CI machine."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tests.integration.conftest import APPROVE, World
@@ -16,7 +17,10 @@ SLACK = 3.0
 
 
 def dripping_world(
-    make_world: Any, dripping: DrippingServer, route: dict[str, Any], **connector: Any
+    make_world: Callable[..., World],
+    dripping: DrippingServer,
+    route: dict[str, Any],
+    **connector: Any,
 ) -> World:
     return make_world(
         base_url=dripping.url,

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ import orjson
 from gateway.settings import Settings
 from registry import keys
 from tests.conftest import RunningHub, free_port
+from tests.wait import wait_until
 
 READY_SECONDS = 60.0  # a loaded 2-core machine starts a hub (migrations, snapshot) slowly
 
@@ -185,18 +185,21 @@ class HubProcess:
                 stderr=log,
                 start_new_session=True,  # its own process group: SIGKILL reaches every child
             )
-        deadline = time.monotonic() + READY_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the hub exited with {self.process.returncode}:\n{self.log()}")
+        process = self.process
+
+        def ready() -> bool:
+            if process.poll() is not None:  # fails the wait at once
+                raise RuntimeError(f"the hub exited with {process.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
+                return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
             except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise RuntimeError(f"the hub did not become ready in {READY_SECONDS} s:\n{self.log()}")
+                return False
+
+        try:
+            wait_until(ready, timeout=READY_SECONDS, interval=0.1, what="the hub to answer /readyz")
+        except AssertionError as timed_out:
+            self.kill()
+            raise AssertionError(f"{timed_out}\n{self.log()}") from None
 
     def kill(self) -> None:
         """SIGKILL, no warning: nothing is flushed, committed or released."""

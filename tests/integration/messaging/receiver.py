@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +97,7 @@ def receiver_app() -> Starlette:
     return Starlette(routes=[Route("/hooks/{tag}", receive, methods=["POST"])])
 
 
-def running_receiver() -> Iterator[str]:
+def running_receiver() -> Generator[str, None, None]:
     with run_in_thread(receiver_app()) as url:
         yield url
 
@@ -220,15 +220,3 @@ def make_channel(
         inbox=inbox,
         connector=connector if delivery == "push" else None,
     )
-
-
-def wait_for(predicate: Any, timeout: float = 30.0, every: float = 0.05) -> Any:
-    """Poll until the predicate is truthy (its value), or fail after the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {predicate}")
-        time.sleep(every)

@@ -18,7 +18,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from gateway.db import make_engine, migrate
@@ -323,13 +323,13 @@ def outage(backend: Backend) -> Iterator[None]:
         return
     assert backend.engine is not None and backend.url is not None
     if backend.kind == "sqlite":
-        holder = sqlite3.connect(backend.url.removeprefix("sqlite:///"), isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
+        writer = sqlite3.connect(backend.url.removeprefix("sqlite:///"), isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
         try:
             yield
         finally:
-            holder.execute("ROLLBACK")
-            holder.close()
+            writer.execute("ROLLBACK")
+            writer.close()
         return
     with backend.engine.connect() as holder:
         holder.execute(text("LOCK TABLE broker_log IN ACCESS EXCLUSIVE MODE"))
@@ -369,15 +369,20 @@ def test_produce_fails_in_bounded_time_while_the_broker_is_away_then_recovers(
 
 def produce_eventually(broker: Broker, batch: list[Outgoing], seconds: float = 20) -> None:
     """Produce, retrying on a transient error as the relay does, for at most `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
+    failures: list[Transient] = []
+
+    def produced() -> bool:
         try:
             broker.produce(batch)
-            return
-        except Transient:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+        except Transient as exc:
+            failures[:] = [exc]
+            return False
+        return True
+
+    try:
+        wait_until(produced, timeout=seconds, interval=0.2, what="the broker to take the batch")
+    except AssertionError as timed_out:  # with the broker's last error as its cause
+        raise timed_out from (failures[0] if failures else None)
 
 
 def test_a_replaced_kafka_broker_gets_its_topics_again() -> None:
@@ -517,7 +522,8 @@ def test_trim_drops_old_entries_but_keeps_the_end(backend: Backend, topic: str) 
 def test_the_settings_choose_the_backend(backend: Backend) -> None:
     if backend.server is not None:
         bootstrap = backend.server.bootstrap
-        made = create_broker("kafka", engine=None, bootstrap=bootstrap, prefix="x.")
+        unused = create_engine("sqlite://")  # the hub's engine, which a Kafka broker ignores
+        made = create_broker("kafka", engine=unused, bootstrap=bootstrap, prefix="x.")
         assert isinstance(made, KafkaBroker) and made.prefix == "x."
     else:
         assert backend.engine is not None

@@ -4,14 +4,15 @@ InitProducerId with an error."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from tests.kafka import Broker, running_broker
+from tests.wait import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +42,17 @@ def test_produce_and_consume_keyed_messages(broker: Broker) -> None:
 
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
     consumer.assign([TopicPartition("ho-so.trang-thai", p) for p in range(3)])
-    received = []
-    deadline = time.monotonic() + 15
-    while len(received) < 30 and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=200).values():
+    received: list[Any] = []  # kafka-python's ConsumerRecord (untyped)
+
+    def consumed() -> bool:
+        for records in consumer.poll(timeout_ms=200).values():  # waits up to 0.2 s itself
             received.extend(records)
-    consumer.close()
+        return len(received) >= 30
+
+    try:
+        wait_until(consumed, timeout=15, interval=0, what="the 30 messages consumed")
+    finally:
+        consumer.close()
     assert len(received) == 30
     by_key: dict[bytes, list[int]] = {}
     for record in received:

@@ -39,9 +39,10 @@ from simulators.server import run_in_thread
 from tests.conftest import RunningHub, free_port, start_hub
 from tests.integration.conftest import audit_records
 from tests.integration.messaging.hub_process import Push, Tally, check_zero_loss, hub_process
-from tests.integration.messaging.receiver import Channel, make_channel, wait_for
+from tests.integration.messaging.receiver import Channel, make_channel
 from tests.kafka import Broker as TansuServer
 from tests.kafka import running_broker
+from tests.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -267,6 +268,18 @@ def dead_letters(channel: Channel) -> dict[str, dict[str, Any]]:
     return {item["message_id"]: item for item in answer.json()["items"]}
 
 
+def positions(channel: Channel) -> dict[str, Any]:
+    answer = channel.admin("GET", "/positions")
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def in_log(channel: Channel) -> int:
+    """How many messages the topic's log holds (its partitions' end offsets)."""
+    return sum(p["end_offset"] or 0 for p in positions(channel)["partitions"])
+
+
 def wait_settled(
     channel: Channel, ledger: Ledger, *, timeout: float = 60
 ) -> dict[str, dict[str, Any]]:
@@ -283,7 +296,7 @@ def wait_settled(
         return not missing
 
     with contextlib.suppress(AssertionError):  # the accounting says what is missing, precisely
-        wait_for(settled, timeout=timeout, every=0.2)
+        wait_until(settled, timeout=timeout, interval=0.2, what="every message delivered or dead")
     return dead
 
 
@@ -408,7 +421,7 @@ def test_kafka_paused_mid_stream_loses_nothing(
     ledger = Ledger()
     burst = Burst(channel, ledger, keys=keys("K", 6))
     burst.start()
-    wait_for(lambda: len(hook_of(channel).delivered()) >= 60)
+    wait_until(lambda: len(hook_of(channel).delivered()) >= 60, what="60 messages delivered")
     broker.pause()
     before = len(ledger)
     time.sleep(3.0)
@@ -440,7 +453,7 @@ def test_kafka_killed_with_unsent_outbox_then_a_fresh_broker(
     before = Ledger()
     publish_ok(channel, before, [{"id": k, "n": n} for n in range(5) for k in names])
     settle_and_account(channel, before)
-    time.sleep(0.5)  # positions saved (every 200 ms)
+    wait_until(lambda: positions(channel)["lag"] == 0, what="positions saved past every message")
 
     kafka_rig.broker.pause()
     checked = Ledger()
@@ -539,19 +552,33 @@ def test_relay_stopped_mid_burst_and_started_again(
     try:
         for round_ in range(4):
             relayed = runtime.relay.relayed
-            wait_for(lambda: runtime.relay.relayed > relayed + 20, timeout=30)
+            wait_until(
+                lambda: runtime.relay.relayed > relayed + 20,
+                timeout=30,
+                what="20 more messages relayed",
+            )
             if round_ % 2 == 0:  # in the middle of the burst, at a different moment each time
                 time.sleep(0.007 * round_)
                 stop_relay(runtime, hub_loop, as_woken=False)
             else:  # idle, as a publish wakes it (a publish coming in as the hub shuts down)
                 burst.hold()
-                wait_for(lambda: outbox(runtime, channel.topic) == 0, timeout=30)
+                wait_until(
+                    lambda: outbox(runtime, channel.topic) == 0,
+                    timeout=30,
+                    what="the outbox emptied by the relay",
+                )
                 time.sleep(0.05)
                 stop_relay(runtime, hub_loop, as_woken=True)
                 burst.release()
             stopped_at = runtime.relay.relayed
-            wait_for(lambda: outbox(runtime, channel.topic) > 0, timeout=10)
-            time.sleep(0.3)
+            # Three batches accepted since the stop, each of them waking the relay: a relay that
+            # ran would have taken some of them (its count would have moved).
+            batch = len(burst.keys) * burst.per_key
+            wait_until(
+                lambda: outbox(runtime, channel.topic) >= 3 * batch,
+                timeout=10,
+                what=f"{3 * batch} messages accepted since the relay stopped, left in the outbox",
+            )
             assert runtime.relay.relayed == stopped_at, "the relay ran while stopped"
             start_relay(runtime, hub_loop)
     finally:
@@ -579,8 +606,16 @@ def test_hub_sigkilled_during_a_publish_burst(
         ]
         for burst in bursts:
             burst.start()
-        wait_for(lambda: sum(b.batches for b in bursts) >= 30, timeout=60)
-        wait_for(lambda: len(hook_of(channel).delivered()) >= 20, timeout=30)
+        wait_until(
+            lambda: sum(b.batches for b in bursts) >= 30,
+            timeout=60,
+            what="30 batches accepted",
+        )
+        wait_until(
+            lambda: len(hook_of(channel).delivered()) >= 20,
+            timeout=30,
+            what="20 messages delivered",
+        )
         process.kill()
         for burst in bursts:
             burst.finish()
@@ -623,7 +658,9 @@ def test_subscriber_down_for_a_while_then_back(
         burst = Burst(channel, ledger, keys=keys("D", 4), pause=0.05)
         burst.start()
         try:
-            wait_for(lambda: len(hook_of(channel).delivered()) >= 30)
+            wait_until(
+                lambda: len(hook_of(channel).delivered()) >= 30, what="30 messages delivered"
+            )
             receiver.stop()
             down_from = len(ledger)
             time.sleep(2.5)
@@ -635,7 +672,9 @@ def test_subscriber_down_for_a_while_then_back(
                 )
                 return [r for r in failed if "refused" in (r["error"] or "").lower()]
 
-            assert wait_for(refused, timeout=10, every=0.2), "no push was refused meanwhile"
+            wait_until(
+                refused, timeout=10, interval=0.2, what="a push refused while the receiver is down"
+            )
             receiver.start()
             time.sleep(0.5)
         finally:
@@ -678,15 +717,25 @@ def test_failing_slow_and_gone_subscriber_accounts_for_every_message(
     # 410 Gone: the subscription is disabled; messages wait, none is pushed, none is lost.
     hook.gone = True
     publish_ok(channel, ledger, [{"id": k, "n": 100, "mode": "ok"} for k in names])
-    wait_for(lambda: channel.admin("GET", "").json()["status"] == "disabled", every=0.2)
+    wait_until(
+        lambda: channel.admin("GET", "").json()["status"] == "disabled",
+        interval=0.2,
+        what="the subscription disabled by the 410s",
+    )
     # Pushes of other keys already under way when the first 410 came back may still arrive
     # (each answered 410 too); once the worker has stopped, none may.
-    wait_for(lambda: channel.subscription not in mhub.hub.runtime.delivery.workers)
+    wait_until(
+        lambda: channel.subscription not in mhub.hub.runtime.delivery.workers,
+        what="the subscription's delivery worker stopped",
+    )
     pushed = len(hook.pushes)
     publish_ok(
         channel, ledger, [{"id": k, "n": 101 + n, "mode": "ok"} for n in range(3) for k in names]
     )
-    time.sleep(1.0)
+    wait_until(
+        lambda: in_log(channel) >= len(ledger), what="every accepted message in the topic's log"
+    )
+    assert channel.subscription not in mhub.hub.runtime.delivery.workers
     assert len(hook.pushes) == pushed, "pushed while the subscription was disabled"
     hook.gone = False
     assert channel.admin("POST", "/resume").status_code == 200

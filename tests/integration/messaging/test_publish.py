@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import RunningHub
 from tests.integration.conftest import audit_records
-from tests.integration.messaging.receiver import Channel, make_channel, running_receiver, wait_for
+from tests.integration.messaging.receiver import Channel, make_channel, running_receiver
+from tests.wait import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_one_message_is_accepted_recorded_and_delivered(channel: Channel) -> Non
     assert [r["message_id"] for r in records] == [message["id"]]
     assert records[0]["consumer"] == channel.producer and records[0]["hub_status"] == 202
     assert records[0]["details"]["messages"] == [message["id"]]
-    arrived = wait_for(channel.inbox.delivered)
+    arrived = wait_until(channel.inbox.delivered, what="the message delivered")
     assert arrived[0].headers["webhook-id"] == message["id"]
     assert arrived[0].value == {"id": "HS-1", "n": 1}
 
@@ -55,7 +56,7 @@ def test_a_batch_is_all_or_nothing(channel: Channel) -> None:
     assert [r["hub_status"] for r in refused] == [422]
     # Nothing of it was stored: a later message is the first delivered.
     assert channel.publish({"id": "C", "n": 4}).status_code == 202
-    arrived = wait_for(channel.inbox.delivered)
+    arrived = wait_until(channel.inbox.delivered, what="the later message delivered")
     assert [a.value["id"] for a in arrived] == ["C"]
 
 
@@ -91,7 +92,7 @@ def test_an_idempotency_key_makes_a_retry_a_no_op(channel: Channel) -> None:
         )
     ids = [m["id"] for m in batch.json()["messages"]]
     assert ids[0] == ids[1] and batch.json()["messages"][1]["duplicate"] is True
-    wait_for(lambda: len(channel.inbox.delivered()) == 2)
+    wait_until(lambda: len(channel.inbox.delivered()) == 2, what="the two distinct messages")
     assert sorted(a.value["n"] for a in channel.inbox.delivered()) == [1, 1]
 
 
@@ -161,7 +162,9 @@ def test_retention_forgets_old_messages_and_their_idempotency_keys(channel: Chan
     old = channel.publish({"id": "OLD", "n": 1}, headers={"Idempotency-Key": "old-1"})
     newer = channel.publish({"id": "OLD", "n": 2})
     assert old.status_code == newer.status_code == 202
-    wait_for(lambda: len(channel.inbox.delivered()) == 2)  # relayed: in the broker's log
+    wait_until(  # relayed: in the broker's log
+        lambda: len(channel.inbox.delivered()) == 2, what="both messages delivered"
+    )
     old_id = old.json()["messages"][0]["id"]
     engine = channel.hub.hub.runtime.engine
     long_ago_ms = int((time.time() - 200 * 3600) * 1000)  # beyond the default 168 h

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import Table, event, func, insert, select
 from sqlalchemy.engine import Engine
 
 from audit.records import ExchangeRecord, RecordKind
@@ -45,7 +45,7 @@ def engine(request: pytest.FixtureRequest, database_urls: Callable[[str], str]) 
 
 def accept(engine: Engine, topic: str, count: int, start: int = 0) -> list[str]:
     """Messages accepted on `topic` (outbox rows, as a publish commits them), keys in turn."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for n in range(start, start + count):
         key = KEYS[n % len(KEYS)]
         rows.append(
@@ -78,7 +78,7 @@ def outbox(engine: Engine, topic: str) -> int:
 
 def in_log(engine: Engine, topic: str) -> dict[str, list[str]]:
     """Per key, the message ids the broker's log holds, in log order."""
-    table = LogEntry.__table__  # type: ignore[attr-defined]
+    table: Table = LogEntry.__table__  # type: ignore[attr-defined]
     with engine.connect() as connection:
         rows = connection.execute(
             select(table.c.key, table.c.message_id)
@@ -86,8 +86,8 @@ def in_log(engine: Engine, topic: str) -> dict[str, list[str]]:
             .order_by(table.c.partition, table.c.offset)
         ).all()
     found: dict[str, list[str]] = {}
-    for key, message_id in rows:
-        found.setdefault(key, []).append(message_id)
+    for row in rows:
+        found.setdefault(row.key, []).append(row.message_id)
     return found
 
 
@@ -101,14 +101,14 @@ def per_key(ids: list[str]) -> dict[str, list[str]]:
 
 def changes(engine: Engine, topic: str) -> list[tuple[str, dict[str, Any]]]:
     """The hub's registry-change records about the topic: (action, details), oldest first."""
-    table = ExchangeRecord.__table__  # type: ignore[attr-defined]
+    table: Table = ExchangeRecord.__table__  # type: ignore[attr-defined]
     with engine.connect() as connection:
         rows = connection.execute(
             select(table.c.action, table.c.details)
             .where(table.c.kind == RecordKind.REGISTRY_CHANGE.value, table.c.topic == topic)
             .order_by(table.c.seq)
         ).all()
-    return [(action, details) for action, details in rows]
+    return [(row.action, row.details) for row in rows]
 
 
 def until(probe: Callable[[], Any], what: str) -> Awaitable[Any]:

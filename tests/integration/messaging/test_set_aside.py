@@ -68,7 +68,7 @@ def misconfigured(hub: RunningHub, topic: str) -> Iterator[Callable[[], None]]:
     assert isinstance(runtime.broker, DatabaseBroker)
     refusing = Refusing(runtime.broker, "ensure")
     refusing.broken = {topic}
-    runtime.relay.broker = refusing  # type: ignore[assignment]
+    runtime.relay.broker = refusing
     try:
         yield refusing.broken.clear
     finally:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -81,18 +79,6 @@ def push(
 
 def stale() -> datetime:
     return datetime.now(UTC) - timedelta(minutes=10)
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float = 10.0, what: str = "") -> Any:
-    """Poll `check` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.02)
 
 
 @dataclass

@@ -11,8 +11,9 @@ import pytest
 from simulators import citizens
 from simulators.civil_status import BIRTH_TOPIC, create_app
 from simulators.server import run_in_thread
-from tests.integration.simulators.fakes import FakeHub, contract_errors, wait_for
+from tests.integration.simulators.fakes import FakeHub, contract_errors
 from tests.integration.simulators.test_civil_status import CLIENT, birth
+from tests.wait import wait_until
 
 KEY = "ho-tich-consumer-key"
 MOTHER = next(c for c in citizens.citizens() if c.gioi_tinh == 2 and c.ngay_sinh.year > 1985)
@@ -40,13 +41,23 @@ def test_a_registration_is_published_as_registered(setup: tuple[FakeHub, httpx.C
     fake, http = setup
     created = http.post("/api/khai-sinh", json=birth(me_so_dinh_danh=MOTHER.so_dinh_danh))
     assert created.status_code == 201, created.text
-    [published] = wait_for(lambda: fake.values(BIRTH_TOPIC), what="the publication")
+    [published] = wait_until(
+        lambda: fake.values(BIRTH_TOPIC),
+        timeout=10,
+        interval=0.02,
+        what="the birth registration published",
+    )
     assert published == created.json()
     assert contract_errors("ho-tich.khai-sinh", published) == []
     [call] = fake.calls
     assert call["api_key"] == KEY and call["key"]
 
-    [listed] = wait_for(lambda: http.get("/_sim/published").json(), what="the outbox")
+    [listed] = wait_until(
+        lambda: http.get("/_sim/published").json(),
+        timeout=10,
+        interval=0.02,
+        what="the published message listed by the simulator",
+    )
     assert listed["topic"] == BIRTH_TOPIC
     assert listed["state"] == "accepted"
     assert listed["message_id"] == fake.published[0].message_id

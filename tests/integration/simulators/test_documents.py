@@ -25,8 +25,8 @@ from tests.integration.simulators.fakes import (
     contract_errors,
     push,
     stale,
-    wait_for,
 )
+from tests.wait import wait_until
 
 UBND, STP = "000.00.12.H12", "000.00.15.H12"
 KEYS = {UBND: "qlvb-ubnd-key", STP: "qlvb-stp-key"}
@@ -66,8 +66,10 @@ def document(**overrides: Any) -> dict[str, Any]:
 
 
 def published(fake: FakeHub, topic: str, count: int) -> list[Published]:
-    wait_for(
+    wait_until(
         lambda: len([p for p in fake.published if p.topic == topic]) >= count,
+        timeout=10,
+        interval=0.02,
         what=f"{count} on {topic}",
     )
     return [p for p in fake.published if p.topic == topic]

@@ -13,8 +13,9 @@ import pytest
 from simulators import citizens
 from simulators.dossier import STATUS_TOPIC, create_app
 from simulators.server import run_in_thread
-from tests.integration.simulators.fakes import FakeHub, contract_errors, wait_for
+from tests.integration.simulators.fakes import FakeHub, contract_errors
 from tests.integration.simulators.test_dossier import KEY, application
+from tests.wait import wait_until
 
 HUB_KEY = "mot-cua-consumer-key"
 SUBSCRIPTION = "mot-cua-khai-sinh"
@@ -69,7 +70,12 @@ def test_each_status_change_is_published(setup: tuple[FakeHub, httpx.Client]) ->
     )
     assert changed.status_code == 200
     http.put(f"/api/ho-so/{code}/trang-thai", json={"TrangThaiHoSo": 9})
-    wait_for(lambda: len(statuses(fake)) == 3, what="three status messages")
+    wait_until(
+        lambda: len(statuses(fake)) == 3,
+        timeout=10,
+        interval=0.02,
+        what="three status messages published",
+    )
     assert statuses(fake) == [(code, 2), (code, 4), (code, 9)]
     received, processing, _ = fake.values(STATUS_TOPIC)
     assert received["ThoiDiemXuLy"] == dossier["NgayTiepNhan"]
@@ -88,7 +94,9 @@ def test_a_refused_status_change_is_not_published(setup: tuple[FakeHub, httpx.Cl
     bad = http.put(f"/api/ho-so/{code}/trang-thai", json={"TrangThaiHoSo": 4, "NguoiXuLy": ""})
     assert bad.status_code == 422
     assert [e["pointer"] for e in bad.json()["errors"]] == ["/NguoiXuLy"]
-    wait_for(lambda: statuses(fake), what="the first status")
+    wait_until(
+        lambda: statuses(fake), timeout=10, interval=0.02, what="the first status message published"
+    )
     assert statuses(fake) == [(code, 2)]
 
 
@@ -104,7 +112,12 @@ def test_a_birth_registration_read_from_the_group_completes_the_parents_dossier(
     ).json()
     message_id = fake.add_message(SUBSCRIPTION, registration())
 
-    [seen] = wait_for(lambda: http.get("/_sim/khai-sinh").json(), what="the registration")
+    [seen] = wait_until(
+        lambda: http.get("/_sim/khai-sinh").json(),
+        timeout=10,
+        interval=0.02,
+        what="the registration read by the dossier system",
+    )
     assert seen["so_dang_ky"] == "KS-2025-03390-000901"
     assert seen["message_id"] == message_id
     assert (seen["partition"], seen["offset"]) == (0, 0)
@@ -115,12 +128,17 @@ def test_a_birth_registration_read_from_the_group_completes_the_parents_dossier(
     assert done["GiayKhaiSinh"]["SoDangKy"] == "KS-2025-03390-000901"
     assert done["GiayKhaiSinh"]["SoDinhDanh"] == "012225990901"
     assert http.get(f"/api/ho-so/{other_procedure['MaHoSo']}").json()["TrangThaiHoSo"] == 2
-    wait_for(lambda: (birth_dossier["MaHoSo"], 9) in statuses(fake), what="the status 9")
+    wait_until(
+        lambda: (birth_dossier["MaHoSo"], 9) in statuses(fake),
+        timeout=10,
+        interval=0.02,
+        what="the dossier's status 9 published",
+    )
     final = fake.values(STATUS_TOPIC)[-1]
     assert final["NoiDungXuLy"] == "Đã đăng ký khai sinh, số KS-2025-03390-000901"
     assert contract_errors("ho-so.trang-thai", final) == []
 
-    wait_for(lambda: fake.commits, what="a commit")
+    wait_until(lambda: fake.commits, timeout=10, interval=0.02, what="a position committed")
     assert fake.commits[0] == (SUBSCRIPTION, {"0": 1})
     reader = http.get("/_sim/reader").json()
     assert reader["messages"] == 1 and reader["committed"] == {"0": 1}
@@ -131,9 +149,14 @@ def test_a_redelivered_registration_is_handled_once(setup: tuple[FakeHub, httpx.
     fake, http = setup
     http.post("/api/ho-so", json=application(MaTTHC="1.001193", ChuHoSo=applicant(MOTHER)))
     fake.add_message(SUBSCRIPTION, registration())
-    wait_for(lambda: fake.commits, what="a commit")
+    wait_until(lambda: fake.commits, timeout=10, interval=0.02, what="a position committed")
     fake.add_message(SUBSCRIPTION, registration())  # the same registration, read again
-    wait_for(lambda: len(fake.commits) == 2, what="the second commit")
+    wait_until(
+        lambda: len(fake.commits) == 2,
+        timeout=10,
+        interval=0.02,
+        what="the second position committed",
+    )
     assert len(http.get("/_sim/khai-sinh").json()) == 1
     assert [s for _, s in statuses(fake)].count(9) == 1
 
@@ -143,7 +166,12 @@ def test_a_registration_of_someone_without_a_dossier_is_recorded_only(
 ) -> None:
     fake, http = setup
     fake.add_message(SUBSCRIPTION, registration(mother="012190999998"))
-    [seen] = wait_for(lambda: http.get("/_sim/khai-sinh").json(), what="the registration")
+    [seen] = wait_until(
+        lambda: http.get("/_sim/khai-sinh").json(),
+        timeout=10,
+        interval=0.02,
+        what="the registration read by the dossier system",
+    )
     assert seen["attached_to"] == []
 
 
@@ -152,11 +180,21 @@ def test_the_reader_keeps_trying_until_the_subscription_exists() -> None:
     with run_in_thread(fake.app()) as hub_url:
         app = create_app(hub_url=hub_url, hub_api_key=HUB_KEY, birth_subscription=SUBSCRIPTION)
         with run_in_thread(app) as url, httpx.Client(base_url=url, headers=KEY) as http:
-            wait_for(lambda: http.get("/_sim/reader").json()["last_error"], what="an error")
+            wait_until(
+                lambda: http.get("/_sim/reader").json()["last_error"],
+                timeout=10,
+                interval=0.02,
+                what="the reader to report an error",
+            )
             assert "404" in http.get("/_sim/reader").json()["last_error"]
             fake.logs[SUBSCRIPTION] = []
             fake.add_message(SUBSCRIPTION, registration())
-            wait_for(lambda: http.get("/_sim/khai-sinh").json(), timeout=15, what="the message")
+            wait_until(
+                lambda: http.get("/_sim/khai-sinh").json(),
+                timeout=15,
+                interval=0.02,
+                what="the message read once the subscription exists",
+            )
 
 
 def test_without_a_subscription_there_is_no_reader() -> None:

@@ -4,8 +4,7 @@ Idempotency-Key through 503s, 429s and an outage, refusals recorded and passed o
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from simulators.publisher import ACCEPTED, QUEUED, REFUSED, Publisher
 from simulators.server import run_in_thread
 from tests.integration.simulators.fakes import FakeHub
+from tests.wait import wait_until_async
 
 KEY = "consumer-key-of-the-test"
 
@@ -24,18 +24,17 @@ def hub() -> Iterator[tuple[FakeHub, str]]:
         yield fake, url
 
 
-async def _until(check: Callable[[], bool], what: str, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def _settle(publisher: Publisher) -> None:
     """Until every publication is taken or refused."""
-    await _until(
-        lambda: all(p.state != QUEUED for p in publisher.publications),
-        f"the outbox to settle ({[p.last_error for p in publisher.publications]})",
+
+    async def settled() -> bool:
+        return all(p.state != QUEUED for p in publisher.publications)
+
+    await wait_until_async(
+        settled,
+        timeout=10,
+        interval=0.01,
+        what=f"the outbox to settle ({[p.last_error for p in publisher.publications]})",
     )
 
 
@@ -152,7 +151,11 @@ def test_messages_queued_while_the_hub_is_down_arrive_in_order_when_it_is_back()
             for status in (2, 4):
                 publisher.publish("dossier.status", {"MaHoSo": "H-9", "TrangThaiHoSo": status})
             # Connection refused, retried:
-            await _until(lambda: publisher.publications[0].attempts >= 3, "three attempts")
+
+            async def retried() -> bool:
+                return publisher.publications[0].attempts >= 3
+
+            await wait_until_async(retried, timeout=10, interval=0.01, what="three attempts")
             assert publisher.publications[0].state == QUEUED
             assert "ConnectError" in str(publisher.publications[0].last_error)
             assert publisher.publications[1].attempts == 0  # waits behind the first

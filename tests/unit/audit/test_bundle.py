@@ -138,7 +138,7 @@ def test_only_trusted_signatures_count(tmp_path: Path) -> None:
     assert verify_bundle(path, trusted_vkeys=[Signer.generate(ORIGIN).vkey]).exit_code == 3
 
 
-def _leaf_index(value: int) -> Any:
+def _leaf_index(value: object) -> Any:
     def edit(manifest: dict[str, Any], members: dict[str, bytes]) -> None:
         proof = json.loads(members["proofs.ndjson"])
         proof["leaf_index"] = value

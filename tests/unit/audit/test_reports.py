@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,7 @@ def test_hashes_are_written_exactly():
 
 
 def test_csv_rows_stream_one_line_each_and_parse_back():
-    items = [
+    items: list[dict[str, Any]] = [
         {"a": "x,y", "b": 'say "hi"', "c": None},
         {"a": "two\nlines", "b": 5, "c": ["p", "q"]},
     ]
@@ -189,11 +190,11 @@ def test_every_heading_is_drawn_inside_its_column_and_whole():
     drawn: list[tuple[float, str, float]] = []
     original = report.text
 
-    def text(x: float, y: float, txt: str = "") -> None:
-        drawn.append((x, txt, report.get_string_width(txt)))
-        original(x, y, txt)
+    def drawing(x: float, y: float, text: str = "") -> None:
+        drawn.append((x, text, report.get_string_width(text)))
+        original(x, y, text)
 
-    report.text = text  # type: ignore[method-assign]
+    report.text = drawing  # type: ignore[method-assign]  # a spy on what the headings draw
     pdf._headings(report)
     left = report.l_margin
     for heading, width, _ in pdf.COLUMNS:

@@ -74,9 +74,7 @@ def test_records_read_back_as_the_orm_wrote_them(engine):
         assert stored.kind == RecordKind.EXCHANGE
         assert stored.time == row.time
         assert stored.details == {"n": 7}
-        later = session.exec(
-            select(ExchangeRecord).where(ExchangeRecord.time >= row.time)  # type: ignore[operator]
-        ).all()
+        later = session.exec(select(ExchangeRecord).where(ExchangeRecord.time >= row.time)).all()
         assert [r.id for r in later] == [row.id]
 
 
@@ -100,7 +98,8 @@ def test_a_refused_row_fails_alone_and_the_writer_keeps_going(engine):
     writer = AuditWriter(engine)
 
     async def main() -> None:
-        bad = replace(_row(1), id=None)  # NOT NULL: the database refuses this row
+        # A row the type forbids, on purpose: NOT NULL, the database refuses it.
+        bad = replace(_row(1), id=None)  # type: ignore[arg-type]
         results = await asyncio.gather(
             writer.write(_row(2)), writer.write(bad), writer.write(_row(3)), return_exceptions=True
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -13,11 +14,12 @@ from registry.models import Connector
 from registry.types import ConnectorKind
 
 
-def row(kind: str, **extra: object) -> Connector:
+def row(kind: str, **extra: Any) -> Connector:
     return Connector(
         name="p",
         agency_code="000.00.12.H12",
-        kind=kind,
+        # Any text, "ftp" too: the factory is what refuses a kind it does not know.
+        kind=kind,  # type: ignore[arg-type]
         base_url="http://127.0.0.1:9/",
         options=extra.pop("options", {}),
         **extra,
@@ -30,7 +32,7 @@ def test_each_kind_builds_its_class_and_declares_capabilities() -> None:
         soap = create_connector(row("soap", options={"namespace": "urn:x", "soap_version": "1.2"}))
         assert type(rest) is RestConnector
         assert type(soap) is SoapConnector
-        assert rest.config.base_url == "http://127.0.0.1:9"  # type: ignore[attr-defined]
+        assert rest.config.base_url == "http://127.0.0.1:9"
         await close([rest, soap])
 
     asyncio.run(main())

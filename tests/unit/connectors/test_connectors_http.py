@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 
 from connectors.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from connectors.http import transport_failure
 
-KEY = SimpleNamespace(host="10.0.0.1", port=443, ssl=True)
+KEY = ConnectionKey("10.0.0.1", 443, True, True, None, None, None)
 
 
 @pytest.mark.parametrize(
     ("aiohttp_error", "cls", "sent", "message"),
     [
         (
-            aiohttp.ClientConnectorError(KEY, ConnectionRefusedError(111, "Connection refused")),  # type: ignore[arg-type]
+            aiohttp.ClientConnectorError(KEY, ConnectionRefusedError(111, "Connection refused")),
             UpstreamUnavailable,
             False,
             "could not connect to h: Connection refused",
         ),
         (
-            aiohttp.ClientConnectorDNSError(KEY, OSError(-2, "Name or service not known")),  # type: ignore[arg-type]
+            aiohttp.ClientConnectorDNSError(KEY, OSError(-2, "Name or service not known")),
             UpstreamUnavailable,
             False,
             "could not resolve h",
@@ -48,6 +47,7 @@ KEY = SimpleNamespace(host="10.0.0.1", port=443, ssl=True)
             "closed the connection in the middle",
         ),
         (
+            # As aiohttp raises it for an answer it cannot parse: no request info to give.
             aiohttp.ClientResponseError(None, (), status=400, message="Invalid HTTP response"),  # type: ignore[arg-type]
             UpstreamBadResponse,
             True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gateway.exchange.calls import trace_context, valid_request_id
@@ -52,7 +54,9 @@ def test_path_templates():
 
 def test_keys_round_trip_and_compare():
     issued = keys.issue_key(pepper="p")
-    key_id, secret = keys.parse_key(issued.key)  # type: ignore[misc]
+    parsed = keys.parse_key(issued.key)
+    assert parsed is not None
+    key_id, secret = parsed
     assert key_id == issued.key_id
     assert keys.secret_matches(secret, issued.key_hash, pepper="p")
     assert not keys.secret_matches(secret, issued.key_hash, pepper="other")
@@ -65,7 +69,7 @@ def test_settings_refuse_default_secrets_outside_development():
         Settings(environment="production", subject_hmac_key="s" * 40)
     with pytest.raises(ValueError, match="LGSP_SUBJECT_HMAC_KEY"):
         Settings(environment="production", key_pepper="k" * 40, subject_hmac_key="short")
-    strong = {"key_pepper": "k" * 40, "subject_hmac_key": "s" * 40}
+    strong: dict[str, Any] = {"key_pepper": "k" * 40, "subject_hmac_key": "s" * 40}
     with pytest.raises(ValueError, match="LGSP_AUDIT_KEY_FILE"):
         Settings(environment="production", **strong)
     ok = Settings(environment="production", audit_key_file="/etc/lgsp/audit.key", **strong)

@@ -18,7 +18,6 @@ import io
 import itertools
 import shutil
 import threading
-import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -43,6 +42,7 @@ from messaging.threads import Threads
 from registry.models import RetrySchedule
 from registry.types import Delivery, SubscriptionStatus
 from tests.integration.messaging.hub_process import Push, check_zero_loss
+from tests.wait import wait_until_async
 
 TOPIC = "prop.events"
 MAX_ATTEMPTS = 6  # more than the most failures drawn for a message that does get through
@@ -273,18 +273,17 @@ async def run(scenario: Scenario, engine: Engine) -> tuple[ScriptedPusher, dict[
         broker.produce(outgoing[scenario.early :])
         manager.appended()
         worker = manager.workers[entry.name]
-        deadline = time.monotonic() + SETTLE_SECONDS
 
-        def finished() -> bool:
+        async def finished() -> bool:
+            assert not worker.task.done(), worker.task  # a worker that ended fails at once
             return len(worker.tracks) == scenario.partitions and all(
                 track.position() == broker.end_offset(TOPIC, track.partition)
                 for track in worker.tracks
             )
 
-        while not finished():
-            assert not worker.task.done(), worker.task
-            assert time.monotonic() < deadline, "delivery did not finish the log"
-            await asyncio.sleep(0.01)
+        await wait_until_async(
+            finished, timeout=SETTLE_SECONDS, interval=0.01, what="delivery to finish the log"
+        )
     finally:
         await stop_within(manager, STOP_SECONDS)
         await threads.idle(2)  # a call still running finishes on its own, in this example's db

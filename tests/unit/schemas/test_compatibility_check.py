@@ -108,6 +108,7 @@ def test_first_version_is_compatible_with_nothing() -> None:
 
 
 def test_levels_and_policies_accept_their_names() -> None:
+    # Names as a manifest or a caller writes them, where the signature says the enums.
     verdict = check(V2, [(1, V1)], level="BACKWARD", policy="ROBUST")  # type: ignore[arg-type]
     assert verdict.level is Level.BACKWARD and verdict.policy is Policy.ROBUST
 

@@ -293,7 +293,7 @@ def varied(draw: st.DrawFn, value: Any) -> Any:
         return out
     if isinstance(value, list):
         out_list = list(value)
-        if out_list and draw(st.booleans()):
+        if len(out_list) > 0 and draw(st.booleans()):
             index = draw(st.integers(0, len(out_list) - 1))
             out_list[index] = draw(varied(out_list[index]))
         else:
@@ -318,8 +318,8 @@ def instances(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
         high = schema.get("maxLength", low + 8)
         if "pattern" in schema:
             return st.from_regex(schema["pattern"]).filter(lambda t: low <= len(t) <= high)
-        edges = sorted({max(low - 1, 0), low, high, high + 1})
-        exact = st.sampled_from(edges).flatmap(lambda n: st.text("ab0c1", min_size=n, max_size=n))
+        lengths = sorted({max(low - 1, 0), low, high, high + 1})
+        exact = st.sampled_from(lengths).flatmap(lambda n: st.text("ab0c1", min_size=n, max_size=n))
         return exact | st.text(alphabet="ab0c1", min_size=low, max_size=max(low, high))
     if kind in ("integer", "number"):
         low = max(schema.get("minimum", -30), schema.get("exclusiveMinimum", -31) + 1)
@@ -346,16 +346,16 @@ def instances(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
         items = instances(schema.get("items", {}), depth + 1)
         low, high = schema.get("minItems", 0), schema.get("maxItems", 4)
         edges = st.sampled_from(sorted({max(low - 1, 0), low, high, high + 1}))
-        exact = edges.flatmap(lambda n: st.lists(items, min_size=n, max_size=n))
-        return exact | st.lists(items, min_size=low, max_size=high)
+        exact_lists = edges.flatmap(lambda n: st.lists(items, min_size=n, max_size=n))
+        return exact_lists | st.lists(items, min_size=low, max_size=high)
     return json_values
 
 
-def documents(draw: st.DrawFn, schema: Any) -> list[Any]:
+def documents(data: st.DataObject, schema: Any) -> list[Any]:
     gen = Gen()
     found = list(gen.samples(flatten(Document.load(schema).top), limit=8))
-    found += [draw(varied(v)) for v in found[:4]]
-    found += draw(st.lists(instances(schema), min_size=4, max_size=8))
+    found += [data.draw(varied(v)) for v in found[:4]]
+    found += data.draw(st.lists(instances(schema), min_size=4, max_size=8))
     return found
 
 
@@ -368,13 +368,13 @@ def validator(schema: Any) -> Any:
     return _validator(json.dumps(schema, sort_keys=True))
 
 
-def assert_never_contradicted(old: Any, new: Any, draw: st.DrawFn) -> None:
+def assert_never_contradicted(old: Any, new: Any, data: st.DataObject) -> None:
     verdict = check(new, [(1, old)], level=Level.BACKWARD)
     if verdict.outcome != "COMPATIBLE":
         return
     accepts_old = validator(old).is_valid
     accepts_new = validator(new).is_valid
-    for document in documents(draw, old):
+    for document in documents(data, old):
         if accepts_old(document):
             assert accepts_new(document), (old, new, document)
 
@@ -393,7 +393,7 @@ QUICK = settings(
 def test_compatible_verdicts_are_never_contradicted(
     pair: tuple[Any, Any], data: st.DataObject
 ) -> None:
-    assert_never_contradicted(*pair, data.draw)
+    assert_never_contradicted(*pair, data)
 
 
 @settings(QUICK, max_examples=400)
@@ -401,7 +401,7 @@ def test_compatible_verdicts_are_never_contradicted(
 def test_compatible_bound_changes_are_never_contradicted(
     pair: tuple[Any, Any], data: st.DataObject
 ) -> None:
-    assert_never_contradicted(*pair, data.draw)
+    assert_never_contradicted(*pair, data)
 
 
 @QUICK

@@ -8,7 +8,7 @@ import string
 import pytest
 
 from schemas.compatibility import RULE_BY_ID, RULES, Policy
-from schemas.compatibility.rules import backward_verdict, forward_verdict
+from schemas.compatibility.rules import Rule, backward_verdict, forward_verdict
 
 # Confluent's io.confluent.kafka.schemaregistry.json.diff.Difference.Type names the table uses.
 CONFLUENT = {
@@ -83,14 +83,14 @@ def test_confluent_ids_are_confluent_names_and_the_others_say_so() -> None:
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
-def test_forward_is_the_mirror_read_backward(rule: object) -> None:
-    assert rule.mirror in RULE_BY_ID  # type: ignore[attr-defined]
-    assert rule.forward == RULE_BY_ID[rule.mirror].backward  # type: ignore[attr-defined]
+def test_forward_is_the_mirror_read_backward(rule: Rule) -> None:
+    assert rule.mirror is not None and rule.mirror in RULE_BY_ID
+    assert rule.forward == RULE_BY_ID[rule.mirror].backward
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
-def test_templates_name_the_place_and_both_schemas(rule: object) -> None:
-    template = rule.template  # type: ignore[attr-defined]
+def test_templates_name_the_place_and_both_schemas(rule: Rule) -> None:
+    template = rule.template
     names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
     assert names <= PLACEHOLDERS
     assert "where" in names and ("reader" in names or "writer" in names)

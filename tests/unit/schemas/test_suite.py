@@ -204,8 +204,9 @@ class RegistryRemotes:
 
     def __init__(self) -> None:
         self.engine = create_engine("sqlite://", poolclass=StaticPool)
-        tables = [SchemaDocument.__table__, SchemaVersion.__table__, SchemaConfig.__table__]
-        SQLModel.metadata.create_all(self.engine, tables=tables)  # type: ignore[arg-type]
+        models = (SchemaDocument, SchemaVersion, SchemaConfig)
+        tables = [SQLModel.metadata.tables[str(model.__tablename__)] for model in models]
+        SQLModel.metadata.create_all(self.engine, tables=tables)
         self.subjects: dict[str, str] = {}  # remote URI -> subject
         self.refused: dict[str, str] = {}  # remote URI -> why the registry refused it
         with Session(self.engine) as session:
