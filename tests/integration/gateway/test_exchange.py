@@ -620,3 +620,19 @@ def test_a_connector_broken_behind_the_hubs_back_fails_alone(hub, make_world, po
     problem(answer, 503, "service-unavailable")
     assert "namespace" not in answer.text  # the reason is for operators, not consumers
     assert healthy.call("POST", "/echo/a", json={}).status_code == 200
+
+    # The registry can still be exported, the broken row as stored, and applying it back names
+    # what is wrong; a PATCH through the API mends it.
+    with hub.admin() as admin:
+        exported = admin.get("/admin/export")
+        assert exported.status_code == 200, exported.text
+        [row] = [c for c in exported.json()["connectors"] if c["name"] == broken.connector]
+        assert row["options"]["namespace"] is None
+        refused = admin.post("/admin/apply", params={"dry_run": "true"}, json=exported.json())
+        assert refused.status_code == 422, refused.text
+        assert any(e["pointer"].startswith("/connectors/") for e in refused.json()["errors"])
+        mended = admin.patch(
+            f"/admin/connectors/{broken.connector}",
+            json={"options": {"namespace": "urn:vn:gov:csdlqgvdc:dancu:1.0"}},
+        )
+        assert mended.status_code == 200, mended.text
