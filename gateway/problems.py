@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import orjson
+from starlette.responses import Response
 
 PROBLEM_TYPE_BASE = "https://lgsp.laichau.gov.vn/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -50,6 +51,15 @@ class Problem(Exception):
 
     def body(self, request_id: str | None) -> bytes:
         return dump_json(self.document(request_id))
+
+    def response(self, request_id: str | None) -> Response:
+        """The problem as an answer of the FastAPI side (the data plane sends `body` itself)."""
+        return Response(
+            self.body(request_id),
+            status_code=self.status,
+            media_type=PROBLEM_CONTENT_TYPE,
+            headers=self.headers,
+        )
 
 
 def dump_json(data: Any) -> bytes:

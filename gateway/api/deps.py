@@ -50,11 +50,6 @@ class Actor:
     role: Role
     agency_code: str | None
 
-    def may_manage_agency(self, agency_code: str) -> bool:
-        return self.role is Role.ADMINISTRATOR or (
-            self.role is Role.INTEGRATOR and self.agency_code == agency_code
-        )
-
 
 def _presented_key(request: Request) -> str | None:
     key = request.headers.get("x-api-key")

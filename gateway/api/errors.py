@@ -12,20 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
+from gateway.problems import Problem
 from registry.types import error_location, pointer
 
 log = logging.getLogger(__name__)
 
 
 def _problem_response(request: Request, problem: Problem) -> Response:
-    rid = request.scope.get("state", {}).get("request_id")
-    return Response(
-        problem.body(rid),
-        status_code=problem.status,
-        media_type=PROBLEM_CONTENT_TYPE,
-        headers=problem.headers,
-    )
+    return problem.response(request.scope.get("state", {}).get("request_id"))
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:

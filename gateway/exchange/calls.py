@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from audit.errors import AuditUnavailable
-from audit.records import Record, RecordKind, new_record_id
+from audit.records import Record, new_record_id
 from audit.writer import AuditWriter
 from gateway.problems import Problem
+from registry.types import utcnow
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -46,99 +48,39 @@ def trace_context(traceparent: str | None) -> tuple[str, str]:
     return trace_id, f"00-{trace_id}-{span}-01"
 
 
-class Call:
-    """What one call accumulates for its exchange record, filled in step by step, so that a
-    call refused at any step is recorded with everything known by then."""
+@dataclass(slots=True, kw_only=True)
+class Call(Record):
+    """One call, as it goes: its exchange record, filled in step by step (so that a call refused
+    at any step is recorded with everything known by then), finished when the answer is known."""
 
-    __slots__ = (
-        "agency",
-        "attempts",
-        "consumer",
-        "error",
-        "grant_id",
-        "kind",
-        "message_id",
-        "provider_status",
-        "purpose",
-        "request_body",
-        "request_id",
-        "route",
-        "service",
-        "started",
-        "subject_hash",
-        "subscription",
-        "topic",
-        "trace_id",
-        "upstream_latency_us",
-        "version",
-    )
+    request_id: str  # always known: the caller's X-Request-Id or a new one
+    started: int = field(default_factory=time.perf_counter_ns)
+    request_body: bytes | None = None  # only its size and SHA-256 are recorded
 
-    def __init__(
-        self,
-        kind: RecordKind,
-        request_id: str,
-        *,
-        trace_id: str | None = None,
-        route: str | None = None,
-    ) -> None:
-        self.started = time.perf_counter_ns()
-        self.kind = kind
-        self.request_id = request_id
-        self.trace_id = trace_id
-        self.route = route
-        self.consumer: str | None = None
-        self.agency: str | None = None
-        self.service: str | None = None
-        self.version: str | None = None
-        self.purpose: str | None = None
-        self.grant_id: int | None = None
-        self.subject_hash: str | None = None
-        self.provider_status: int | None = None
-        self.attempts: int | None = None
-        self.upstream_latency_us: int | None = None
-        self.topic: str | None = None
-        self.subscription: str | None = None
-        self.message_id: str | None = None
-        self.error: str | None = None
-        self.request_body: bytes | None = None
-
-    def record(
+    def finish(
         self,
         status: int,
         response: bytes | None = None,
         *,
         details: dict[str, Any] | None = None,
     ) -> Record:
-        """The exchange record of the call as it ends with `status` (and `response`, whose
-        size and SHA-256 are kept, never its content)."""
+        """The record of the call ending now with `status` (and `response`, whose size and
+        SHA-256 are kept, never its content). The writer takes the call itself: it reads only
+        the record's fields."""
         request = self.request_body
-        return Record(
-            kind=self.kind,
-            request_id=self.request_id,
-            trace_id=self.trace_id,
-            consumer=self.consumer,
-            agency=self.agency,
-            service=self.service,
-            version=self.version,
-            route=self.route,
-            purpose=self.purpose,
-            grant_id=self.grant_id,
-            subject_hash=self.subject_hash,
-            provider_status=self.provider_status,
-            hub_status=status,
-            latency_us=(time.perf_counter_ns() - self.started) // 1000,
-            upstream_latency_us=self.upstream_latency_us,
-            request_size=len(request) if request is not None else None,
-            response_size=len(response) if response is not None else None,
-            request_sha256=hashlib.sha256(request).hexdigest() if request is not None else None,
-            response_sha256=hashlib.sha256(response).hexdigest() if response is not None else None,
-            attempts=self.attempts,
-            topic=self.topic,
-            subscription=self.subscription,
-            message_id=self.message_id,
-            error=self.error[:1000] if self.error else None,
-            details=details,
-        )
+        self.time = utcnow()
+        self.hub_status = status
+        self.latency_us = (time.perf_counter_ns() - self.started) // 1000
+        if request is not None:
+            self.request_size = len(request)
+            self.request_sha256 = hashlib.sha256(request).hexdigest()
+        if response is not None:
+            self.response_size = len(response)
+            self.response_sha256 = hashlib.sha256(response).hexdigest()
+        if self.error:
+            self.error = self.error[:1000]
+        self.details = details
+        return self
 
 
 AUDIT_UNAVAILABLE = Problem(

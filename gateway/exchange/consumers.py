@@ -28,21 +28,20 @@ def authenticate(headers: dict[str, str], snapshot: Snapshot, pepper: str, call:
     parsed = keys.parse_key(presented)
     key_id, secret = parsed if parsed else ("", presented)
     entry = snapshot.keys.get(key_id)
-    # Compare even when the id is unknown, so timing does not tell which ids exist.
-    if keys.secret_matches(secret, entry.key_hash if entry else _NO_HASH, pepper=pepper):
-        assert entry is not None
-    elif entry is None and keys.secret_matches(
-        secret, snapshot.management_keys.get(key_id, _NO_HASH), pepper=pepper
-    ):
-        raise Problem(
-            401,
-            "not-a-consumer-key",
-            "Not a consumer key",
-            "this is a management key (for /admin and /audit); calls to shared services and "
-            "topics take the API key of a consumer application",
-            headers=CHALLENGE,
-        )
-    else:
+    # Compare even when the id is unknown, so timing does not tell which ids exist; a refusal
+    # always makes the second comparison too, whether the id is a consumer's or not.
+    matches = keys.secret_matches(secret, entry.key_hash if entry else _NO_HASH, pepper=pepper)
+    if entry is None or not matches:
+        management = snapshot.management_keys.get(key_id, _NO_HASH)
+        if keys.secret_matches(secret, management, pepper=pepper) and entry is None:
+            raise Problem(
+                401,
+                "not-a-consumer-key",
+                "Not a consumer key",
+                "this is a management key (for /admin and /audit); calls to shared services and "
+                "topics take the API key of a consumer application",
+                headers=CHALLENGE,
+            )
         raise Problem(
             401,
             "invalid-key",

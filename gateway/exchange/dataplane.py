@@ -50,7 +50,7 @@ class DataPlane:
             headers[name.decode("latin-1").lower()] = value.decode("latin-1")
         request_id = calls.request_id(headers.get("x-request-id"))
         trace_id, traceparent = calls.trace_context(headers.get("traceparent"))
-        call = calls.Call(RecordKind.EXCHANGE, request_id, trace_id=trace_id)
+        call = calls.Call(kind=RecordKind.EXCHANGE, request_id=request_id, trace_id=trace_id)
         extra_headers: list[tuple[bytes, bytes]] = []
         try:
             status, body, extra_headers = await self._exchange(
@@ -79,7 +79,7 @@ class DataPlane:
             content_type = PROBLEM_CONTENT_TYPE.encode()
             call.error = f"internal: {type(exc).__name__}"
             extra_headers = []
-        withheld = await calls.recorded(self.runtime.writer, call.record(status, body))
+        withheld = await calls.recorded(self.runtime.writer, call.finish(status, body))
         if withheld is not None:
             status, body = withheld.status, withheld.body(request_id)
             content_type = PROBLEM_CONTENT_TYPE.encode()

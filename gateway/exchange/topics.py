@@ -26,7 +26,7 @@ from audit.records import RecordKind
 from gateway.api.deps import CONSUMER_KEY
 from gateway.exchange import bodies, calls, consumers
 from gateway.exchange.calls import Call
-from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
+from gateway.problems import Problem
 from gateway.runtime import Runtime
 from messaging import pull
 from messaging.entries import SubscriptionEntry
@@ -55,7 +55,8 @@ def _call(request: Request, kind: RecordKind, route: str) -> Call:
     """The call of this request, under the request id the Hub gave it."""
     state = request.scope.get("state", {})
     trace_id, _ = calls.trace_context(request.headers.get("traceparent"))
-    return Call(kind, calls.request_id(state.get("request_id")), trace_id=trace_id, route=route)
+    request_id = calls.request_id(state.get("request_id"))
+    return Call(kind=kind, request_id=request_id, trace_id=trace_id, route=route)
 
 
 def _json(status: int, body: Any) -> Response:
@@ -63,20 +64,11 @@ def _json(status: int, body: Any) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def _problem(problem: Problem, call: Call) -> Response:
-    return Response(
-        problem.body(call.request_id),
-        status_code=problem.status,
-        media_type=PROBLEM_CONTENT_TYPE,
-        headers=problem.headers,
-    )
-
-
 async def _refused(runtime: Runtime, call: Call, problem: Problem) -> Response:
     """Record a refused call, then answer its problem (or 503 if it cannot be recorded)."""
     call.error = call.error or problem.detail
-    withheld = await calls.recorded(runtime.writer, call.record(problem.status))
-    return _problem(withheld or problem, call)
+    withheld = await calls.recorded(runtime.writer, call.finish(problem.status))
+    return (withheld or problem).response(call.request_id)
 
 
 def _items(document: Any, max_batch: int) -> tuple[list[Any], bool]:
@@ -170,7 +162,7 @@ async def publish(
                 producer=key.consumer,
                 request_id=call.request_id,
                 candidates=accepted,
-                record=call.record(202),
+                record=call.finish(202),
             )
         except SQLAlchemyError as exc:
             log.error("publish to %s not stored: %s", topic, type(exc).__name__)
@@ -326,9 +318,9 @@ async def read_messages(
         # A read that hands messages over is a delivery, recorded before they leave; one that
         # finds nothing new leaves no record (see README, "Auditors").
         details = {"read": [m.message_id for m in messages], "next": following_json}
-        withheld = await calls.recorded(runtime.writer, call.record(200, details=details))
+        withheld = await calls.recorded(runtime.writer, call.finish(200, details=details))
         if withheld is not None:
-            return _problem(withheld, call)
+            return withheld.response(call.request_id)
     return _json(200, body)
 
 
@@ -374,8 +366,8 @@ async def commit_positions(name: str, request: Request) -> Response:
         return await _refused(request.app.state.runtime, call, problem)
     committed = {str(p): o for p, o in new.items()}
     withheld = await calls.recorded(
-        runtime.writer, call.record(200, details={"committed": committed})
+        runtime.writer, call.finish(200, details={"committed": committed})
     )
     if withheld is not None:
-        return _problem(withheld, call)
+        return withheld.response(call.request_id)
     return _json(200, {"subscription": name, "positions": committed})

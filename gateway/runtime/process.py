@@ -190,7 +190,8 @@ class Runtime:
         with Session(self.engine) as session:
             live: dict[str, tuple[str, Connector]] = {}
             broken: dict[str, str] = {}
-            for row in session.exec(select(ConnectorRow)):
+            rows = list(session.exec(select(ConnectorRow)))
+            for row in rows:
                 fingerprint = connector_fingerprint(row)
                 known = self._connectors.get(row.name)
                 if known is not None and known[0] == fingerprint:
@@ -212,10 +213,7 @@ class Runtime:
                 validators=self.validators,
                 connectors={name: c for name, (_, c) in live.items()},
                 broken=broken,
-                connector_headers={
-                    row.name: (row.base_url, _static_headers(row))
-                    for row in session.exec(select(ConnectorRow))
-                },
+                connector_headers={row.name: (row.base_url, _static_headers(row)) for row in rows},
             )
         return snapshot, stale
 
