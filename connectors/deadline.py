@@ -10,21 +10,18 @@ consumer waits for is bounded by two deadlines:
     exchange deadline  every attempt and the waits between them (the retry policy's `max_delay`)
 
 Each attempt runs under one asyncio timer set to the sooner of its own deadline and what is left
-of the exchange's, so the error names the deadline that passed. The retry policy never starts an
-attempt that cannot finish before the exchange deadline (connectors/retry.py).
+of the exchange's, so the error names the deadline that passed. The retry policy starts no attempt
+whose wait would end past the exchange deadline, nor one that would have less time left than the
+last attempt took (connectors/retry.py); a retry may still be cut at the exchange deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal
+from types import TracebackType
 
-from connectors.errors import DeadlinePassed
-
-Deadline = Literal["attempt", "exchange"]
+from connectors.errors import Deadline, DeadlinePassed
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +65,34 @@ def deadline_passed(limit: Limit, progress: Progress) -> DeadlinePassed:
     )
 
 
-@contextlib.asynccontextmanager
-async def within(limit: Limit, progress: Progress) -> AsyncIterator[None]:
+class within:
     """Run the block under `limit`: when it passes, the block is cancelled (a connection cut
     mid-answer is closed, see connectors/http.py) and DeadlinePassed is raised.
 
     asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
-    arrives as the awaited call completes (see messaging/relay.py).
+    arrives as the awaited call completes (see messaging/relay.py). A class rather than a
+    generator-based context manager: it runs once per provider call and per push.
     """
-    try:
-        async with asyncio.timeout(limit.seconds) as timer:
-            yield
-    except TimeoutError:
-        if not timer.expired():
-            raise
-        raise deadline_passed(limit, progress) from None
+
+    __slots__ = ("limit", "progress", "timer")
+
+    def __init__(self, limit: Limit, progress: Progress) -> None:
+        self.limit = limit
+        self.progress = progress
+        self.timer = asyncio.timeout(limit.seconds)
+
+    async def __aenter__(self) -> None:
+        await self.timer.__aenter__()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        try:
+            await self.timer.__aexit__(kind, error, trace)
+        except TimeoutError:  # the timer cancelled the block
+            raise deadline_passed(self.limit, self.progress) from None
+        if kind is TimeoutError and self.timer.expired():
+            raise deadline_passed(self.limit, self.progress) from None

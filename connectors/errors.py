@@ -28,7 +28,9 @@ status and what was wrong, never a secret nor a host name inside the province's 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+Deadline = Literal["attempt", "exchange"]
 
 
 class ConnectorError(Exception):
@@ -75,9 +77,9 @@ class UpstreamTimeout(Transient):
 class DeadlinePassed(UpstreamTimeout):
     """An attempt, or the exchange with its retries, did not finish within its deadline."""
 
-    def __init__(self, detail: str, *, deadline: str, seconds: float, **kwargs: Any) -> None:
+    def __init__(self, detail: str, *, deadline: Deadline, seconds: float, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
-        self.deadline = deadline  # "attempt" or "exchange"
+        self.deadline = deadline
         self.seconds = seconds  # the deadline's value
 
 

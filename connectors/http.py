@@ -120,14 +120,12 @@ class Client:
             progress.answering = True
         try:
             body = await _read_capped(response, max_body, label)
-        except BaseException as exc:
-            # Cut mid-answer (a failure, or a deadline cancelling the read): the rest of the
-            # answer may still arrive on this connection, so it is closed, never pooled again.
-            response.close()
-            if isinstance(exc, TimeoutError | aiohttp.ClientError | OSError):
-                raise transport_failure(exc, label) from exc
-            raise
-        response.release()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise transport_failure(exc, label) from exc
+        finally:
+            # An answer cut mid-way (a failure, or a deadline cancelling the read) leaves its
+            # connection unfinished: aiohttp then closes it rather than pool it.
+            response.release()
         return Reply(response.status, response.headers, body)
 
     async def aclose(self) -> None:

@@ -121,7 +121,8 @@ class HttpConnector(ABC):
         return reply
 
     async def _token(self, progress: Progress) -> Mapping[str, str]:
-        progress.waiting_for = ISSUER  # static credentials answer at once
+        # Static credentials answer at once; a token after a 401 is a new wait, not an answer.
+        progress.waiting_for, progress.answering = ISSUER, False
         return await self._auth.headers(self._client)
 
     async def _send(self, prepared: Prepared, auth: Mapping[str, str], progress: Progress) -> Reply:

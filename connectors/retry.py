@@ -72,7 +72,8 @@ class _Clock:
 
 
 class stop_before_deadline(stop_base):  # named like tenacity's own strategies
-    """Stop rather than start an attempt that cannot finish before the exchange deadline."""
+    """Stop rather than start an attempt whose wait ends past the exchange deadline, or that
+    would have less time left than the last attempt took."""
 
     def __init__(self, clock: _Clock, deadline: float) -> None:
         self.clock = clock
@@ -90,15 +91,13 @@ class Retrier:
         self,
         policy: RetryPolicy,
         *,
-        attempt_deadline: float | None = None,
+        attempt_deadline: float,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`attempt_deadline` None: an attempt may take the whole exchange deadline."""
         self.policy = policy
-        self.deadlines = Deadlines(
-            attempt=attempt_deadline or policy.max_delay, exchange=policy.max_delay
-        )
+        self.deadlines = Deadlines(attempt=attempt_deadline, exchange=policy.max_delay)
+        self._first = self.deadlines.limit(0.0)  # every call's first attempt: known once
         self._clock = clock
         self._wait = wait_retry_after(
             wait_exponential_jitter(
@@ -139,15 +138,15 @@ class Retrier:
         """
         clock = _Clock(self._clock, self._clock())
 
-        async def one_attempt() -> T:
+        async def one_attempt(first: bool = False) -> T:
             started = clock.elapsed()
             try:
-                return await call(self.deadlines.limit(started))
+                return await call(self._first if first else self.deadlines.limit(started))
             finally:
                 clock.last_took = clock.elapsed() - started
 
         try:
-            return await one_attempt(), 1
+            return await one_attempt(first=True), 1
         except ConnectorError as exc:
             exc.attempts = 1
             if self.policy.max_attempts == 1 or not self._may_retry(exc, idempotent):

@@ -27,13 +27,17 @@ def retry_after(value: str | None) -> float | None:
 class HttpPusher:
     def __init__(self, max_connections: int = 64) -> None:
         self.max_connections = max_connections
-        self._clients: dict[str, tuple[float, Client]] = {}
+        # Per subscription: its client and the deadline of a push, both for its current timeout.
+        self._clients: dict[str, tuple[Client, Limit]] = {}
+        self._replaced: list[Client] = []  # pushes may still be using them: closed at the end
 
-    def _client(self, entry: SubscriptionEntry) -> Client:
+    def _client(self, entry: SubscriptionEntry) -> tuple[Client, Limit]:
         timeout = entry.retry.timeout
         known = self._clients.get(entry.name)
-        if known is not None and known[0] == timeout:
-            return known[1]
+        if known is not None and known[1].seconds == timeout:
+            return known
+        if known is not None:
+            self._replaced.append(known[0])
         client = Client(
             ClientSettings(
                 max_connections=self.max_connections,
@@ -41,19 +45,19 @@ class HttpPusher:
                 read_timeout=timeout,
             )
         )
-        self._clients[entry.name] = (timeout, client)
-        return client
+        self._clients[entry.name] = (client, Limit(timeout, "attempt", timeout))
+        return self._clients[entry.name]
 
     async def push(
         self, entry: SubscriptionEntry, body: bytes, headers: dict[str, str]
     ) -> PushResult:
         assert entry.url is not None
         started = time.perf_counter_ns()
-        timeout = entry.retry.timeout
+        client, limit = self._client(entry)
         progress = Progress()
         try:
-            async with within(Limit(timeout, "attempt", timeout), progress):
-                reply = await self._client(entry).send(
+            async with within(limit, progress):
+                reply = await client.send(
                     "POST",
                     entry.url,
                     content=body,
@@ -80,6 +84,7 @@ class HttpPusher:
         )
 
     async def aclose(self) -> None:
-        for _, client in self._clients.values():
+        for client in [*(c for c, _ in self._clients.values()), *self._replaced]:
             await client.aclose()
         self._clients.clear()
+        self._replaced.clear()

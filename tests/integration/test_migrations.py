@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -207,5 +209,49 @@ def test_the_upgrade_keeps_every_row_and_never_gives_an_id_again(backend, databa
                     for t in tables
                 }
                 assert [t for t, s in sequences.items() if s is None] == []
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_connector_allowed_a_long_attempt_keeps_it_under_the_exchange_deadline(
+    backend: str, database_urls: Callable[[str], str]
+) -> None:
+    """0005: retry.max_delay becomes the exchange deadline; a stored one below connect + read
+    timeout is raised to that sum (at most 120 s), so no call that succeeded before is cut."""
+    engine = make_engine(database_urls(backend))
+    try:
+        upgrade_to(engine, "0004")
+        stored = {  # (connect, read, retry as stored) -> max_delay after the upgrade
+            (2.0, 30.0, None): 32.0,
+            (2.0, 10.0, json.dumps({"max_attempts": 2})): 12.0,
+            (1.0, 5.0, json.dumps({"max_delay": 20.0})): 20.0,
+            (10.0, 300.0, json.dumps({"max_delay": 15.0})): 120.0,
+        }
+        with engine.begin() as connection:
+            made = Rows(connection)
+            ids = {
+                made.insert("connector", connect_timeout=c, read_timeout=r, retry=None): (c, r, j)
+                for c, r, j in stored
+            }
+            for key, (_, _, retry) in ids.items():
+                if retry is not None:
+                    connection.execute(
+                        text("UPDATE connector SET retry = :r WHERE id = :i"),
+                        {"r": retry, "i": key},
+                    )
+        migrate(engine)
+        with engine.connect() as connection:
+            found = {
+                row.id: row.retry
+                for row in connection.execute(text("SELECT id, retry FROM connector"))
+            }
+        for key, (c, r, j) in ids.items():
+            retry = found[key] if isinstance(found[key], dict) else json.loads(found[key])
+            assert retry["max_delay"] == stored[(c, r, j)], (c, r, j, retry)
+            if j is not None:  # what else the policy said stays
+                assert {k: v for k, v in retry.items() if k != "max_delay"} == {
+                    k: v for k, v in json.loads(j).items() if k != "max_delay"
+                }
     finally:
         engine.dispose()

@@ -11,6 +11,7 @@ import pytest
 from connectors.deadline import Limit
 from connectors.errors import (
     ConnectorError,
+    Deadline,
     DeadlinePassed,
     ProviderRejected,
     UpstreamOverloaded,
@@ -58,9 +59,11 @@ def run(
         now += took
         return "ok"
 
+    policy = policy or RetryPolicy(backoff_initial=0.1, backoff_max=1)
     retrier = Retrier(
-        policy or RetryPolicy(backoff_initial=0.1, backoff_max=1),
-        attempt_deadline=attempt_deadline,
+        policy,
+        # None here: an attempt may take the whole exchange (the connector passes its default).
+        attempt_deadline=attempt_deadline if attempt_deadline is not None else policy.max_delay,
         sleep=sleep,
         clock=lambda: now,
     )
@@ -138,7 +141,8 @@ def test_other_exceptions_pass_through_untouched() -> None:
     async def boom(limit: Limit) -> None:
         raise KeyError("bug")
 
-    retrier = Retrier(RetryPolicy())
+    policy = RetryPolicy()
+    retrier = Retrier(policy, attempt_deadline=policy.max_delay)
     bug: Callable[[], object] = lambda: asyncio.run(retrier.run(boom, idempotent=True))  # noqa: E731
     with pytest.raises(KeyError):
         bug()
@@ -147,7 +151,7 @@ def test_other_exceptions_pass_through_untouched() -> None:
 # ---------------------------------------------------------------- deadlines
 
 
-def cut(deadline: str = "attempt", seconds: float = 1.0) -> DeadlinePassed:
+def cut(deadline: Deadline = "attempt", seconds: float = 1.0) -> DeadlinePassed:
     return DeadlinePassed("too slow", deadline=deadline, seconds=seconds)
 
 
