@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -16,7 +15,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
 from gateway.db import make_engine, migrate
-from gateway.db.migrate import alembic_config
 from tests.conftest import BACKENDS
 from tests.integration.rows import Rows, tables_with_generated_keys
 
@@ -52,15 +50,10 @@ def test_workers_starting_together_migrate_one_after_the_other(tmp_path):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_decisions_taken_before_the_history_existed_start_it(backend, database_urls):
-    from alembic import command
-    from sqlalchemy import text
-
     engine = make_engine(database_urls(backend))
     try:
-        config = alembic_config()
+        migrate(engine, "0004")
         with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0004")
             connection.execute(
                 text(
                     "INSERT INTO agency (code, name, description) "
@@ -93,13 +86,6 @@ def test_decisions_taken_before_the_history_existed_start_it(backend, database_u
         ]
     finally:
         engine.dispose()
-
-
-def upgrade_to(engine: Engine, revision: str) -> None:
-    config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
 
 
 def schema(engine: Engine, tables: list[str]) -> dict[str, Any]:
@@ -152,7 +138,7 @@ def test_the_upgrade_keeps_every_row_and_never_gives_an_id_again(backend, databa
     the highest id known to have been given."""
     engine = make_engine(database_urls(backend))
     try:
-        upgrade_to(engine, "0005")
+        migrate(engine, "0005")
         tables = [t for t in tables_with_generated_keys() if inspect(engine).has_table(t)]
         assert len(tables) == 15
         with engine.begin() as connection:
@@ -170,7 +156,7 @@ def test_the_upgrade_keeps_every_row_and_never_gives_an_id_again(backend, databa
         highest["grant"] = 97
         schema_before = schema(engine, tables)
 
-        upgrade_to(engine, "0006")  # the rebuild alone: later migrations change these tables
+        migrate(engine, "0006")  # the rebuild alone: later migrations change these tables
         assert schema(engine, tables) == schema_before
         migrate(engine)
 
@@ -221,7 +207,7 @@ def test_a_connector_allowed_a_long_attempt_keeps_it_under_the_exchange_deadline
     timeout is raised to that sum (at most 120 s), so no call that succeeded before is cut."""
     engine = make_engine(database_urls(backend))
     try:
-        upgrade_to(engine, "0004")
+        migrate(engine, "0004")
         stored = {  # (connect, read, retry as stored) -> max_delay after the upgrade
             (2.0, 30.0, None): 32.0,
             (2.0, 10.0, json.dumps({"max_attempts": 2})): 12.0,
@@ -253,5 +239,64 @@ def test_a_connector_allowed_a_long_attempt_keeps_it_under_the_exchange_deadline
                 assert {k: v for k, v in retry.items() if k != "max_delay"} == {
                     k: v for k, v in json.loads(j).items() if k != "max_delay"
                 }
+    finally:
+        engine.dispose()
+
+
+KILL_AT = """
+import os, sys
+from sqlalchemy import event
+from gateway.db import make_engine, migrate
+
+engine = make_engine(sys.argv[1])
+
+
+@event.listens_for(engine, "before_cursor_execute")
+def die(conn, cursor, statement, *args):
+    if statement.lstrip().startswith(sys.argv[2]):
+        os._exit(9)  # as a SIGKILL would: no rollback, no cleanup
+
+
+migrate(engine)
+"""
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["INSERT INTO _alembic_tmp_connector", "INSERT INTO _alembic_tmp_audit_archive",
+     "INSERT INTO grant_decision"],
+)  # fmt: skip
+def test_a_migration_killed_half_way_leaves_the_database_as_it_was(
+    tmp_path: Any, statement: str
+) -> None:
+    """SQLite: the whole upgrade is one transaction (Python's sqlite3 would commit each DDL
+    statement on its own), so the next start migrates from where the database was."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    engine = make_engine(url)
+    try:
+        migrate(engine, "0005")
+        with engine.begin() as connection:
+            made = Rows(connection)
+            for table in ("connector", "apikey", "grant", "audit_archive"):
+                made.insert(table)
+            before = {t: made.rows(t) for t in ("connector", "apikey", "grant", "consumer")}
+        killed = subprocess.run(
+            [sys.executable, "-c", KILL_AT, url, statement], capture_output=True, timeout=120
+        )
+        assert killed.returncode == 9, killed.stderr.decode()
+        with engine.connect() as connection:
+            version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            leftovers = connection.execute(
+                text("SELECT name FROM sqlite_master WHERE name LIKE '_alembic_tmp%'")
+            ).all()
+        assert (version, leftovers) == ("0005", [])
+        migrate(engine)  # the next start
+        with engine.connect() as connection:
+            made = Rows(connection)
+            assert {t: made.rows(t) for t in before} == before
+            assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
     finally:
         engine.dispose()

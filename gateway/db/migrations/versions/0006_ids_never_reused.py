@@ -45,13 +45,6 @@ KEYS: dict[str, str] = {
     "audit_checkpoint": "id",
     "audit_archive": "id",
 }
-# SQLite (foreign keys on) refuses to drop a table that rows of another still point at, and the
-# pragma that would turn the check off is ignored inside the migration's transaction: those rows
-# wait in a temporary table while their parent is rebuilt.
-CHILDREN: dict[str, tuple[str, ...]] = {
-    "consumer": ("apikey",),
-    "schema_document": ("schema_version",),
-}
 
 
 def upgrade() -> None:
@@ -73,17 +66,10 @@ def downgrade() -> None:
 
 
 def _rebuild(bind: sa.Connection, *, autoincrement: bool) -> None:
-    children = {child for group in CHILDREN.values() for child in group}
+    # Foreign keys are off while migrations run (gateway/db/migrate.py), so a parent table is
+    # dropped and renamed under its children's rows, which keep pointing at the same ids.
     for table in KEYS:
-        if table in children:
-            continue  # rebuilt with its parent
-        waiting = CHILDREN.get(table, ())
-        for child in waiting:
-            _stash(bind, child)
         _recreate(bind, table, autoincrement=autoincrement)
-        for child in waiting:
-            _recreate(bind, child, autoincrement=autoincrement)
-            _restore(bind, child)
 
 
 def _recreate(bind: sa.Connection, table: str, *, autoincrement: bool) -> None:
@@ -102,23 +88,6 @@ def _recreate(bind: sa.Connection, table: str, *, autoincrement: bool) -> None:
         pass
     for sql in triggers:
         bind.exec_driver_sql(sql)
-
-
-# Table and column names below come from KEYS and CHILDREN, never from outside: no S608.
-
-
-def _stash(bind: sa.Connection, table: str) -> None:
-    bind.exec_driver_sql(f'CREATE TEMP TABLE "_stash_{table}" AS SELECT * FROM "{table}"')  # noqa: S608
-    bind.exec_driver_sql(f'DELETE FROM "{table}"')  # noqa: S608
-
-
-def _restore(bind: sa.Connection, table: str) -> None:
-    columns = ", ".join(
-        f'"{row[1]}"' for row in bind.exec_driver_sql(f'PRAGMA table_info("{table}")')
-    )
-    copy = f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM temp."_stash_{table}"'  # noqa: S608
-    bind.exec_driver_sql(copy)
-    bind.exec_driver_sql(f'DROP TABLE temp."_stash_{table}"')
 
 
 # --------------------------------------------------------------------------- both
