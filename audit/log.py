@@ -38,10 +38,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import select, text
+from sqlalchemy.engine import Connection, Engine, Row
 
 from audit import merkle
 from audit.canonical import leaf_hash
@@ -64,6 +65,14 @@ RECORDS = ExchangeRecord.__table__  # type: ignore[attr-defined]
 # PostgreSQL and takes SQLite's write lock at once (a read first could not be upgraded to a
 # write once another connection has committed: SQLite answers that with an immediate error).
 TAKE_TURN = text("UPDATE audit_tree SET updated_at = updated_at WHERE id = 1")
+# A pass's first read: the tree's state, and what the seq-reuse check needs, in one statement.
+STATE = text(
+    "SELECT size, last_seq, gaps, "
+    "(SELECT max(seq) FROM exchange_record) AS newest, "
+    "(SELECT max(max_seq) FROM audit_archive) AS archived_seq, "
+    "(SELECT max(end_leaf) FROM audit_archive) AS archived_leaf "
+    "FROM audit_tree WHERE id = 1"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +133,8 @@ class AuditLog:
         )
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        # Why integration stopped (a record at a seq the tree already gave out), or None.
+        # Why integration stopped (a record at a seq the tree already gave out), or None: as this
+        # process's last pass found it (another replica that won no pass since may not know).
         self.halted: str | None = None
         self._vetted: set[int] = set()  # seqs at or below the frontier checked as their leaf's
 
@@ -323,11 +333,9 @@ class AuditLog:
 
     def _pass(self, moment: float, force_checkpoint: bool) -> PassResult:
         with self.engine.connect() as reader:
-            tree = reader.execute(
-                text("SELECT size, last_seq, gaps FROM audit_tree WHERE id = 1")
-            ).one()
+            tree = reader.execute(STATE).one()
             size, last_seq, gaps = int(tree.size), int(tree.last_seq), _gaps(tree.gaps)
-            self._check_seqs(reader, last_seq, gaps)
+            self._check_seqs(reader, tree, last_seq, gaps)
             rows = self._new_records(reader, last_seq, gaps)
             if not rows and not self._due(reader, size, moment, force_checkpoint, gaps):
                 return PassResult(gaps=len(gaps))  # nothing to do: no lock taken
@@ -376,30 +384,30 @@ class AuditLog:
             return False
         return force or moment - _epoch(last.time) >= self.checkpoint_seconds
 
-    def _check_seqs(self, reader: Connection, last_seq: int, gaps: list[list[float]]) -> None:
+    def _check_seqs(
+        self, reader: Connection, tree: Row[Any], last_seq: int, gaps: list[list[float]]
+    ) -> None:
         """Raise SeqReused for a record at a seq the tree already gave out that is not the
         record of that seq's leaf (see the module docstring).
 
-        A few index probes a pass: the newest record (a database that reuses seqs hands out the
-        largest it holds plus one), and the records at or below the archived seqs (normally
-        none: they left with the archive, bar late leaves). Each record found is checked against
-        its leaf once. Checking every record below `last_seq` is `lgsp audit verify`'s work,
-        not a pass's.
+        Read with the tree's state in one statement (STATE): the newest record (a database that
+        reuses seqs hands out the largest it holds plus one: looked at only when it is not newer
+        than the tree), and the archived seqs, below which records are looked for with one index
+        probe (normally none: they left with the archive, bar late leaves). Each record found is
+        checked against its leaf once. Checking every record below `last_seq` is `lgsp audit
+        verify`'s work, not a pass's.
         """
-        newest = reader.execute(select(func.max(RECORDS.c.seq))).scalar()
-        archived = reader.execute(
-            text("SELECT max(max_seq), max(end_leaf) FROM audit_archive")
-        ).one()
-        boundary = int(archived[1] or 0)
+        newest, archived_seq = tree.newest, tree.archived_seq
+        boundary = int(tree.archived_leaf or 0)
         if newest is not None and int(newest) <= last_seq:
             self._check_seq(reader, int(newest), last_seq, boundary, gaps)
         after = -1
-        while archived[0] is not None:
+        while archived_seq is not None:
             page = [
                 int(row[0])
                 for row in reader.execute(
                     select(RECORDS.c.seq)
-                    .where(RECORDS.c.seq > after, RECORDS.c.seq <= int(archived[0]))
+                    .where(RECORDS.c.seq > after, RECORDS.c.seq <= int(archived_seq))
                     .order_by(RECORDS.c.seq)
                     .limit(100)
                 )
@@ -440,9 +448,7 @@ class AuditLog:
                 f"the log had already used; {stop}",
                 seq,
             )
-        stored = read_tile(reader, 0, index // merkle.TILE_WIDTH)
-        at = (index % merkle.TILE_WIDTH) * merkle.HASH_SIZE
-        if stored[at : at + merkle.HASH_SIZE] != leaf_hash(dict(row)):
+        if merkle.tile_nodes(partial(read_tile, reader))(0, index) != leaf_hash(dict(row)):
             raise SeqReused(
                 f"{what} is not the record the tree holds at leaf {index} for that seq: the seq "
                 f"was given to another record (or the record was altered); {stop}",

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, SmallInteger, Text
 from sqlmodel import Field, SQLModel
 
-from registry.types import utcnow
+from registry.types import NEVER_REUSED, utcnow
 
 
 class AuditTree(SQLModel, table=True):
@@ -53,7 +53,7 @@ class AuditCheckpoint(SQLModel, table=True):
     """A signed checkpoint (C2SP signed note): append-only, like the records."""
 
     __tablename__ = "audit_checkpoint"
-    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     size: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -77,7 +77,7 @@ class AuditArchive(SQLModel, table=True):
     """A range of leaves whose records moved to an archive file (retention)."""
 
     __tablename__ = "audit_archive"
-    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
+    __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     first_leaf: int = Field(sa_column=Column(BigInteger, nullable=False))
     end_leaf: int = Field(sa_column=Column(BigInteger, nullable=False))  # exclusive

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, text
 from sqlmodel import Field, SQLModel
 
-from registry.types import utcnow
+from registry.types import NEVER_REUSED, utcnow
 
 
 class RecordKind(StrEnum):
@@ -113,7 +113,7 @@ class ExchangeRecord(ExchangeRecordBase, table=True):
         ),
         # A seq is never handed out twice, also once archiving emptied the table: the tree
         # and its proofs find a record by its seq (SQLite: AUTOINCREMENT).
-        {"sqlite_autoincrement": True},
+        NEVER_REUSED,
     )
     seq: int | None = Field(
         default=None,

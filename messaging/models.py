@@ -32,13 +32,10 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from registry.types import utcnow
+from registry.types import NEVER_REUSED, utcnow
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only that is the rowid alias.
 _BIG_KEY = BigInteger().with_variant(Integer, "sqlite")
-# SQLite reuses the largest key once the rows above it are deleted (retention empties these
-# tables) unless the table says AUTOINCREMENT; PostgreSQL's sequences never go back.
-NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
 
 
 class Message(SQLModel, table=True):

@@ -23,6 +23,7 @@ from sqlalchemy import JSON, Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from registry.types import (
+    NEVER_REUSED,
     AgencyCode,
     AuthType,
     ConnectorKind,
@@ -46,10 +47,6 @@ from registry.types import (
 from schemas.models import SchemaRef
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
-# An id, once given, is never given again: records, other rows and people keep naming the
-# object it was given to. SQLite reuses the largest INTEGER PRIMARY KEY once the rows above it
-# are deleted, unless the table says AUTOINCREMENT; PostgreSQL's sequences never go back.
-NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
 
 PATH_TEMPLATE_RE = re.compile(r"^(/(?:[A-Za-z0-9._~-]+|\{[a-z_][a-z0-9_]*\}))*/?$")
 XML_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

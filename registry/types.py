@@ -13,6 +13,7 @@ from pydantic import AfterValidator, StringConstraints
 
 # Shared with the schema registry (the package below), re-exported for the registry's modules.
 from schemas.clock import utcnow as utcnow
+from schemas.models import NEVER_REUSED as NEVER_REUSED
 from schemas.validation import pointer as pointer
 
 SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"

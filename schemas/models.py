@@ -22,6 +22,10 @@ from sqlmodel import Field, SQLModel
 from schemas.clock import utcnow
 
 GLOBAL = ""  # the config row that holds the default for every subject
+# The table arguments of every table whose ids are referenced (by records, other rows, people):
+# on SQLite, AUTOINCREMENT, so that an id is never given again after the highest row is deleted
+# (PostgreSQL's sequences never reuse). Re-exported by registry.types for the other packages.
+NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
 
 
 class VersionState(StrEnum):
@@ -34,7 +38,7 @@ class SchemaDocument(SQLModel, table=True):
     __tablename__ = "schema_document"
     # Clients cache a schema id for good: it never names another schema, not even on SQLite
     # after the highest one is gone (AUTOINCREMENT).
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = NEVER_REUSED
 
     id: int | None = Field(default=None, primary_key=True)
     fingerprint: str = Field(max_length=64, unique=True)  # sha256 of canonical content + refs
@@ -46,7 +50,7 @@ class SchemaDocument(SQLModel, table=True):
 
 class SchemaVersion(SQLModel, table=True):
     __tablename__ = "schema_version"
-    __table_args__ = (UniqueConstraint("subject", "version"), {"sqlite_autoincrement": True})
+    __table_args__ = (UniqueConstraint("subject", "version"), NEVER_REUSED)
 
     id: int | None = Field(default=None, primary_key=True)
     subject: str = Field(max_length=150, index=True)

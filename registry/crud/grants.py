@@ -6,6 +6,7 @@ One grant per consumer and service. Changing the terms of a decided grant sends 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError, model_validator
@@ -130,19 +131,30 @@ def create_grant(
     return grant, created({**data.model_dump(mode="json"), "status": "requested"})
 
 
-def _keep(session: Session, grant: Grant, *, by: str | None) -> None:
-    """Add the grant's decision as it now stands to its history."""
-    assert grant.id is not None
+def _add_history(
+    session: Session,
+    grant: Grant,
+    *,
+    by: str,
+    at: datetime,
+    reason: str | None = None,
+    legal_basis: str | None = None,
+) -> None:
+    """A decision on `grant` (its status now) in its history."""
+    assert grant.id is not None  # flushed: created before any decision
     session.add(
         GrantDecisionRow(
             grant_id=grant.id,
             status=grant.status,
-            reason=grant.reason,
-            legal_basis=grant.legal_basis,
+            reason=reason,
+            legal_basis=legal_basis,
             decided_by=by,
-            decided_at=grant.decided_at or utcnow(),
+            decided_at=at,
         )
     )
+
+
+HISTORY_CHUNK = 500  # grant ids per query (SQLite's bound-parameter limit is far above)
 
 
 def history(*, session: Session, grant_ids: list[int]) -> dict[int, list[GrantDecisionPublic]]:
@@ -150,13 +162,15 @@ def history(*, session: Session, grant_ids: list[int]) -> dict[int, list[GrantDe
     found: dict[int, list[GrantDecisionPublic]] = {i: [] for i in grant_ids}
     if not grant_ids:
         return found
-    rows = session.exec(
-        select(GrantDecisionRow)
-        .where(col(GrantDecisionRow.grant_id).in_(grant_ids))
-        .order_by(col(GrantDecisionRow.id))
-    )
-    for row in rows:
-        found[row.grant_id].append(GrantDecisionPublic.model_validate(row))
+    for start in range(0, len(grant_ids), HISTORY_CHUNK):
+        chunk = grant_ids[start : start + HISTORY_CHUNK]
+        rows = session.exec(
+            select(GrantDecisionRow)
+            .where(col(GrantDecisionRow.grant_id).in_(chunk))
+            .order_by(col(GrantDecisionRow.id))
+        )
+        for row in rows:
+            found[row.grant_id].append(GrantDecisionPublic.model_validate(row))
     return found
 
 
@@ -170,7 +184,7 @@ def public(*, session: Session, grants: list[Grant]) -> list[GrantPublic]:
 
 
 def set_terms(
-    *, session: Session, grant: Grant, data: GrantCreate, changed_by: str | None = None
+    *, session: Session, grant: Grant, data: GrantCreate, changed_by: str
 ) -> dict[str, Any]:
     """Give `grant` these terms; a decided grant whose terms change goes back to `requested`
     (kept in its history: the earlier decision covered the earlier terms)."""
@@ -192,18 +206,14 @@ def set_terms(
     return changes
 
 
-def _reopen(session: Session, grant: Grant, *, by: str | None, why: str) -> None:
+def _reopen(session: Session, grant: Grant, *, by: str, why: str) -> None:
     grant.status = GrantStatus.REQUESTED
-    grant.decided_by = grant.decided_at = grant.legal_basis = None
-    grant.reason = None
-    assert grant.id is not None
-    session.add(
-        GrantDecisionRow(grant_id=grant.id, status=GrantStatus.REQUESTED, reason=why, decided_by=by)
-    )
+    grant.decided_by = grant.decided_at = grant.reason = grant.legal_basis = None
+    _add_history(session, grant, by=by, at=utcnow(), reason=why)
 
 
 def update_grant(
-    *, session: Session, grant: Grant, data: GrantUpdate, changed_by: str | None = None
+    *, session: Session, grant: Grant, data: GrantUpdate, changed_by: str
 ) -> dict[str, Any]:
     merged = {**spec(grant), **data.model_dump(exclude_unset=True)}
     try:
@@ -224,9 +234,16 @@ def decide_grant(
     grant.reason = decision.reason
     grant.legal_basis = decision.legal_basis
     grant.decided_by = decided_by
-    grant.decided_at = utcnow()
+    grant.decided_at = now = utcnow()
     session.add(grant)
-    _keep(session, grant, by=decided_by)
+    _add_history(
+        session,
+        grant,
+        by=decided_by,
+        at=now,
+        reason=decision.reason,
+        legal_basis=decision.legal_basis,
+    )
     session.flush()
     return diff(before, _decision(grant))
 
