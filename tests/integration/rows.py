@@ -101,3 +101,21 @@ def value_of(kind: sa.types.TypeEngine[Any], n: int) -> Any:
     if isinstance(kind, sa.String):
         return f"v{n}"
     raise TypeError(f"no test value for a column of type {kind!r}")
+
+
+def disable_append_only(connection: sa.Connection) -> None:
+    """The append-only triggers (exchange records, checkpoints) off, inside the connection's
+    transaction, as an intruder with database access would: for tests of what the hub detects."""
+    if connection.dialect.name == "sqlite":
+        found = connection.execute(
+            sa.text(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                "AND tbl_name IN ('exchange_record', 'audit_checkpoint')"
+            )
+        )
+        names: list[str] = list(found.scalars())
+        for name in names:
+            connection.execute(sa.text(f'DROP TRIGGER "{name}"'))
+    else:
+        for table in ("exchange_record", "audit_checkpoint"):
+            connection.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))

@@ -7,12 +7,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import delete, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import delete
+from sqlalchemy.engine import Engine
 
 from gateway.db import make_engine, migrate
 from tests.conftest import BACKENDS
-from tests.integration.rows import Rows, generated_key, tables_with_generated_keys
+from tests.integration.rows import (
+    Rows,
+    disable_append_only,
+    generated_key,
+    tables_with_generated_keys,
+)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -23,21 +28,6 @@ def migrated(
     migrate(engine)
     yield engine
     engine.dispose()
-
-
-def allow_deletes(connection: Connection, table: str) -> None:
-    """The append-only triggers off (exchange records, checkpoints), inside the transaction."""
-    if connection.dialect.name == "sqlite":
-        names: list[str] = list(
-            connection.execute(
-                text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
-                {"t": table},
-            ).scalars()
-        )
-        for name in names:
-            connection.execute(text(f'DROP TRIGGER "{name}"'))
-    else:
-        connection.execute(text(f'ALTER TABLE "{table}" DISABLE TRIGGER USER'))
 
 
 def test_every_table_with_generated_ids_is_checked() -> None:
@@ -58,7 +48,7 @@ def test_the_id_of_a_deleted_row_is_not_given_again(migrated: Engine, table: str
         try:
             rows = Rows(connection)
             first = rows.insert(table)  # the table's highest id: nothing else is in it
-            allow_deletes(connection, table)
+            disable_append_only(connection)
             key = generated_key(rows.table(table))
             assert key is not None
             connection.execute(delete(rows.table(table)).where(key == first))

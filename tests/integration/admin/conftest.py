@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningHub
-from tests.integration.conftest import random_agency
+from tests.integration.conftest import auditor_key, random_agency
 
 UPSTREAM = "http://127.0.0.1:9"  # never called: these tests manage the registry only
 ROUTE = {"method": "GET", "path": "/cong-dan/{so_dinh_danh}"}
@@ -81,11 +81,7 @@ class Registry:
 
     def changes(self, **filters: Any) -> list[dict[str, Any]]:
         """Registry-change audit records, newest first (read with an auditor key)."""
-        key = self.hub.shared_keys.get("admin-tests-auditor")
-        if key is None:
-            key = self.principal("auditor")
-            self.hub.shared_keys["admin-tests-auditor"] = key
-        with self.hub.client(key) as auditor:
+        with self.hub.client(auditor_key(self.hub)) as auditor:
             answer = auditor.get(
                 "/audit/exchanges", params={"kind": "registry_change", "limit": 1000, **filters}
             )

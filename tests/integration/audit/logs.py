@@ -28,6 +28,7 @@ from audit.verify import verify_log
 from audit.writer import AuditWriter
 from gateway.db import make_engine, migrate
 from registry.types import utcnow
+from tests.integration.rows import disable_append_only
 
 ORIGIN = "test.lgsp.example/audit"
 SUBJECT_KEY = "a-subject-key-for-the-tests-0123456789"
@@ -100,17 +101,7 @@ class Log:
     def attacker(self) -> Iterator[Connection]:
         """A connection that can change what the hub never changes, as an intruder would."""
         with self.engine.begin() as connection:
-            if self.backend == "sqlite":
-                for trigger in (
-                    "exchange_record_no_update",
-                    "exchange_record_no_delete",
-                    "audit_checkpoint_no_update",
-                    "audit_checkpoint_no_delete",
-                ):
-                    connection.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
-            else:
-                connection.execute(text("ALTER TABLE exchange_record DISABLE TRIGGER ALL"))
-                connection.execute(text("ALTER TABLE audit_checkpoint DISABLE TRIGGER ALL"))
+            disable_append_only(connection)
             yield connection
 
 

@@ -133,6 +133,12 @@ class Channel:
                 method, f"/admin/subscriptions/{self.subscription}{path}", **kwargs
             )
 
+    def in_log(self) -> int:
+        """How many messages the topic's log holds (its partitions' end offsets)."""
+        answer = self.admin("GET", "/positions")
+        assert answer.status_code == 200, answer.text
+        return sum(p["end_offset"] or 0 for p in answer.json()["partitions"])
+
 
 def make_channel(
     hub: RunningHub,

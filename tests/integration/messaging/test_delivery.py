@@ -37,13 +37,6 @@ def delivering(channel: Channel) -> bool:
     return channel.subscription in channel.hub.hub.runtime.delivery.workers
 
 
-def in_log(channel: Channel) -> int:
-    """How many messages the topic's log holds (its partitions' end offsets)."""
-    answer = channel.admin("GET", "/positions")
-    assert answer.status_code == 200, answer.text
-    return sum(p["end_offset"] or 0 for p in answer.json()["partitions"])
-
-
 def retry_of(channel: Channel) -> RetrySchedule:
     """The retry schedule the hub's delivery uses for the channel's subscription."""
     return channel.hub.hub.runtime.snapshot.subscriptions[channel.subscription].retry
@@ -161,7 +154,7 @@ def test_gone_disables_the_subscription_until_resumed(channel: Channel) -> None:
     wait_until(lambda: not delivering(channel), what="the subscription's delivery stopped")
     channel.inbox.status = 200
     channel.publish({"id": "G", "n": 2})
-    wait_until(lambda: in_log(channel) >= 2, what="both messages in the topic's log")
+    wait_until(lambda: channel.in_log() >= 2, what="both messages in the topic's log")
     assert not delivering(channel)
     assert channel.inbox.delivered() == []
     assert channel.admin("POST", "/resume").status_code == 200
@@ -228,7 +221,7 @@ def test_pause_resume_and_replay(channel: Channel) -> None:
     assert channel.admin("POST", "/pause").status_code == 200
     assert not delivering(channel)  # a registry change is live before its answer
     channel.publish({"id": "P", "n": 1}, {"id": "P", "n": 2})
-    wait_until(lambda: in_log(channel) >= 2, what="both messages in the topic's log")
+    wait_until(lambda: channel.in_log() >= 2, what="both messages in the topic's log")
     assert not delivering(channel)
     assert channel.inbox.delivered() == []
     assert channel.admin("POST", "/resume").status_code == 200

@@ -275,11 +275,6 @@ def positions(channel: Channel) -> dict[str, Any]:
     return found
 
 
-def in_log(channel: Channel) -> int:
-    """How many messages the topic's log holds (its partitions' end offsets)."""
-    return sum(p["end_offset"] or 0 for p in positions(channel)["partitions"])
-
-
 def wait_settled(
     channel: Channel, ledger: Ledger, *, timeout: float = 60
 ) -> dict[str, dict[str, Any]]:
@@ -733,7 +728,7 @@ def test_failing_slow_and_gone_subscriber_accounts_for_every_message(
         channel, ledger, [{"id": k, "n": 101 + n, "mode": "ok"} for n in range(3) for k in names]
     )
     wait_until(
-        lambda: in_log(channel) >= len(ledger), what="every accepted message in the topic's log"
+        lambda: channel.in_log() >= len(ledger), what="every accepted message in the topic's log"
     )
     assert channel.subscription not in mhub.hub.runtime.delivery.workers
     assert len(hook.pushes) == pushed, "pushed while the subscription was disabled"

@@ -34,7 +34,7 @@ async def _settle(publisher: Publisher) -> None:
         settled,
         timeout=10,
         interval=0.01,
-        what=f"the outbox to settle ({[p.last_error for p in publisher.publications]})",
+        what="every publication taken or refused by the hub",
     )
 
 
