@@ -126,6 +126,8 @@ class Relay:
                 if time.monotonic() - renewed > self.leases.seconds / 3:
                     if not await self.threads.run(self.leases.acquire, LEASE):
                         self.leading = False
+                        # Another replica relays: nothing fails here now, whatever did before.
+                        self.failing_since = None
                         await asyncio.sleep(self.leases.seconds / 3)
                         continue
                     if not self.leading:  # started, or taken over: what was set aside before

@@ -22,9 +22,10 @@ from audit.records import ExchangeRecord, RecordKind
 from gateway.db import make_engine, migrate
 from messaging.broker import partition_for
 from messaging.database_broker import DatabaseBroker
+from messaging.errors import DatabaseUnavailable
 from messaging.leases import Leases
 from messaging.models import LogEntry, Message
-from messaging.relay import Relay
+from messaging.relay import LEASE, Relay
 from messaging.set_aside import listing
 from messaging.threads import Threads
 from registry.types import utcnow
@@ -215,6 +216,38 @@ def test_a_takeover_knows_what_was_set_aside_and_records_it_once(engine: Engine)
             assert second.set_aside.held == {}
         finally:
             await second.stop()
+
+    asyncio.run(scenario())
+
+
+class FlakyLeases(Leases):
+    """Leases whose first request fails, as when the database is away for a moment."""
+
+    asked = 0
+
+    def acquire(self, name: str) -> bool:
+        self.asked += 1
+        if self.asked == 1:
+            raise DatabaseUnavailable("the lease could not be asked: the database is away")
+        return super().acquire(name)
+
+
+def test_a_replica_that_does_not_relay_does_not_report_a_past_failure(engine: Engine) -> None:
+    """Another replica holds the relay's lease: a failure here before (the lease could not be
+    asked) is not "failing now", and /readyz must not say degraded for it."""
+    assert Leases(engine, holder="replica-1", seconds=60).acquire(LEASE)
+    leases = FlakyLeases(engine, holder="replica-2", seconds=0.3)
+    relay = Relay(engine, DatabaseBroker(engine), leases, lambda: {}, threads=Threads())
+
+    async def scenario() -> None:
+        relay.start()
+        try:
+            await until(lambda: leases.asked >= 3, "the lease asked for again, twice")
+            assert relay.failures == 1 and relay.last_failure == "DatabaseUnavailable"
+            assert not relay.leading
+            assert relay.failing_since is None
+        finally:
+            await relay.stop()
 
     asyncio.run(scenario())
 
