@@ -138,17 +138,19 @@ class SetAsideBook:
 
     def resume(self, name: str) -> None:
         """A try succeeded: if it was set aside (here, or by another replica before a lease
-        moved), forget it and say so (record, log)."""
-        self.held.pop(name, None)
+        moved), forget it and say so (record, log). Forgotten here only once the row is gone:
+        if the commit fails, it is still set aside, and tried again."""
         with Session(self.engine) as session:
             row = session.get(SetAside, (self.kind.value, name))
             if row is None:
+                self.held.pop(name, None)
                 return
             since: datetime = row.since
             details = {"error": row.error, "since": since.isoformat(), "tries": row.attempts}
             session.delete(row)
             self._record(session, "resumed", name, details)
             session.commit()
+        self.held.pop(name, None)
         log.warning("%s %s resumed: the broker accepts it again", self.kind.value, name)
 
     def forget(self, keep: set[str]) -> None:

@@ -220,6 +220,53 @@ def test_a_takeover_knows_what_was_set_aside_and_records_it_once(engine: Engine)
     asyncio.run(scenario())
 
 
+def test_a_resume_that_is_not_committed_is_tried_again(engine: Engine) -> None:
+    """The topic is fixed, its messages relayed, but the database fails the commit that
+    resumes it: the row is still there, so the relay must try again until it is gone."""
+    broker = Refusing(DatabaseBroker(engine), "ensure")
+    broker.broken = {"civil.birth"}
+    accept(engine, "civil.birth", 5)
+    revision = [1]
+    armed = [False]
+
+    def fail_the_resume(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if armed[0] and statement.lstrip().upper().startswith("DELETE FROM MESSAGING_SET_ASIDE"):
+            armed[0] = False
+            raise engine.dialect.loaded_dbapi.OperationalError("the database went away")
+
+    relay = Relay(
+        engine,
+        broker,
+        Leases(engine, holder="relay-test", seconds=10),
+        lambda: {},
+        revision=lambda: revision[0],
+        threads=Threads(),
+        retry_seconds=(60.0, 60.0),
+    )
+
+    async def scenario() -> None:
+        relay.start()
+        try:
+            await until(lambda: listing(engine), "the topic set aside")
+            armed[0] = True
+            broker.broken.clear()
+            revision[0] += 1
+            await until(lambda: outbox(engine, "civil.birth") == 0, "relayed once fixed")
+            await until(lambda: not armed[0] and listing(engine) == [], "the set-aside row gone")
+            assert [action for action, _ in changes(engine, "civil.birth")] == [
+                "set-aside",
+                "resumed",
+            ]
+        finally:
+            await relay.stop()
+
+    event.listen(engine, "before_cursor_execute", fail_the_resume)
+    try:
+        asyncio.run(scenario())
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_the_resume)
+
+
 class FlakyLeases(Leases):
     """Leases whose first request fails, as when the database is away for a moment."""
 
