@@ -26,12 +26,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, func, select, text, union_all, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from messaging.broker import Broker, Outgoing
+from messaging.database_broker import translate
 from messaging.entries import TopicEntry
 from messaging.errors import Terminal, Transient
 from messaging.leases import Leases
@@ -41,6 +43,7 @@ from messaging.threads import Threads
 from registry.types import as_utc, utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LEASE = "relay"
 IDLE_POLL_SECONDS = 0.25  # another replica's publishes are seen within this
@@ -124,14 +127,18 @@ class Relay:
         while True:
             try:
                 if time.monotonic() - renewed > self.leases.seconds / 3:
-                    if not await self.threads.run(self.leases.acquire, LEASE):
+                    if not await self._query(
+                        "the relay's lease could not be taken", self.leases.acquire, LEASE
+                    ):
                         self.leading = False
                         # Another replica relays: nothing fails here now, whatever did before.
                         self.failing_since = None
                         await asyncio.sleep(self.leases.seconds / 3)
                         continue
                     if not self.leading:  # started, or taken over: what was set aside before
-                        await self.threads.run(self.set_aside.load)
+                        await self._query(
+                            "the set-aside topics could not be read", self.set_aside.load
+                        )
                         self.leading = True
                     renewed = time.monotonic()
                 moved = await self.relay_once()
@@ -139,7 +146,7 @@ class Relay:
                 self.failing_since = None
                 if time.monotonic() - retained > RETENTION_EVERY_SECONDS:
                     retained = time.monotonic()
-                    await self.threads.run(self.retain)
+                    await self._query("old messages could not be deleted", self.retain)
                 if moved == 0:
                     self._wake.clear()
                     # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation
@@ -166,26 +173,42 @@ class Relay:
         revision = self.revision()
         waiting = self.set_aside.waiting(revision)
         on_trial = set(self.set_aside.held) - waiting  # set aside, and due for a try now
-        rows = await self.threads.run(self._pending, waiting)
+        rows = await self._query("the outbox could not be read", self._pending, waiting)
         outgoing = [self._outgoing(row) for row in rows]
         sent, refused = await self.threads.run(self._produce, outgoing) if rows else (set(), {})
         if sent:
             self.on_appended()
             seqs = [row.seq for row in rows if row.topic in sent]
-            await self.threads.run(self._mark, seqs)
+            await self._query("relayed messages could not be marked", self._mark, seqs)
             self.relayed += len(seqs)
         for topic, error in refused.items():
             self._ensured.discard(topic)  # its retry checks the topic with the broker again
-            count = await self.threads.run(self._waiting, topic)
-            await self.threads.run(
-                self.set_aside.fail, topic, error, revision=revision, waiting=count
+            count = await self._query("the outbox could not be counted", self._waiting, topic)
+            await self._query(
+                "a topic set aside could not be recorded",
+                self.set_aside.fail,
+                topic,
+                error,
+                revision=revision,
+                waiting=count,
             )
         # A topic on trial is resumed once the broker took its oldest messages, or when none
         # wait (the batch was not full, so it held every topic's oldest).
         for topic in on_trial - set(refused):
             if topic in sent or len(rows) < self.batch:
-                await self.threads.run(self.set_aside.resume, topic)
+                await self._query(
+                    "a topic resumed could not be recorded", self.set_aside.resume, topic
+                )
         return len(rows)
+
+    async def _query(self, doing: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One of the relay's own database calls, in a thread. Its failure is translated here,
+        once, as the broker's are (messaging/errors.py): DatabaseUnavailable, transient, whose
+        detail is the driver's first line (SQLAlchemy's text holds the statement's parameters)."""
+        try:
+            return await self.threads.run(call, *args, **kwargs)
+        except SQLAlchemyError as error:
+            raise translate(error, doing) from error
 
     def _pending(self, waiting: set[str]) -> list[Any]:
         """The oldest unrelayed rows, in `seq` order, leaving out the topics that wait."""

@@ -9,6 +9,7 @@ case runs against a real Kafka-protocol broker in test_set_aside.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -265,6 +266,50 @@ def test_a_resume_that_is_not_committed_is_tried_again(engine: Engine) -> None:
         asyncio.run(scenario())
     finally:
         event.remove(engine, "before_cursor_execute", fail_the_resume)
+
+
+def test_a_failing_query_of_the_relay_is_a_transient_database_failure(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The relay's own query fails (stamping a batch relayed): DatabaseUnavailable, logged as a
+    warning without a traceback or the statement's parameters, and the batch is sent again."""
+    ids = accept(engine, "civil.birth", 5)
+    armed = [True]
+
+    def fail_the_stamp(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if armed[0] and statement.lstrip().upper().startswith("UPDATE MESSAGE "):
+            armed[0] = False
+            raise engine.dialect.loaded_dbapi.OperationalError("the database went away")
+
+    relay = Relay(
+        engine,
+        DatabaseBroker(engine),
+        Leases(engine, holder="relay-test", seconds=10),
+        lambda: {},
+        threads=Threads(),
+    )
+
+    async def scenario() -> None:
+        relay.start()
+        try:
+            await until(lambda: outbox(engine, "civil.birth") == 0, "relayed after the failure")
+        finally:
+            await relay.stop()
+
+    event.listen(engine, "before_cursor_execute", fail_the_stamp)
+    try:
+        with caplog.at_level(logging.WARNING, logger="messaging"):
+            asyncio.run(scenario())
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_the_stamp)
+    assert not armed[0]
+    assert in_log(engine, "civil.birth") == per_key(ids)  # sent twice, stored once
+    assert relay.failures == 1 and relay.last_failure == "DatabaseUnavailable"
+    said = [r for r in caplog.records if r.name == "messaging.relay"]
+    assert [r.levelname for r in said] == ["WARNING"]
+    assert "DatabaseUnavailable" in said[0].getMessage()
+    assert "the database went away" in said[0].getMessage()
+    assert "[SQL" not in said[0].getMessage() and said[0].exc_info is None
 
 
 class FlakyLeases(Leases):
