@@ -10,8 +10,9 @@ What a failure does depends on its marker (messaging/errors.py):
   tried again after a backoff (up to 2 s); `failures` counts these. Nothing is dropped.
 - Terminal, for one topic (misconfigured on the broker, refused, a message too large): that
   topic is set aside (messaging/set_aside.py). Its rows stay in the outbox, unrelayed and in
-  order, while the other topics' rows flow: they are then read per topic from the outbox's
-  (topic, seq) index, so the waiting rows, however many, are never stepped over. The topic is
+  order, while the other topics' rows flow: their oldest seqs are then read per topic from the
+  outbox's (topic, seq) index alone, and only the rows chosen are read whole, so the waiting
+  rows, however many, are never stepped over. The topic is
   tried again with backoff (5 s doubling to a minute) and at once when the registry changes;
   once the broker takes its oldest messages it is resumed, so order per key holds. A terminal
   error naming no topic of the batch is attributed by sending each topic's messages alone.
@@ -221,15 +222,24 @@ class Relay:
                 )
             pending: list[str] = list(connection.execute(_PENDING_TOPICS).scalars())
             topics = [topic for topic in pending if topic not in waiting]
-            found: list[Any] = []
+            seqs: list[int] = []
             for start in range(0, len(topics), TOPICS_PER_QUERY):
-                found.extend(self._oldest(connection, topics[start : start + TOPICS_PER_QUERY]))
-            return heapq.nsmallest(self.batch, found, key=lambda row: row.seq)
+                oldest = self._oldest(connection, topics[start : start + TOPICS_PER_QUERY])
+                seqs = heapq.nsmallest(self.batch, seqs + oldest)
+            if not seqs:
+                return []
+            # Only the rows chosen are read whole (values included), by primary key.
+            return list(
+                connection.execute(
+                    select(_TABLE).where(_TABLE.c.seq.in_(seqs)).order_by(_TABLE.c.seq)
+                )
+            )
 
-    def _oldest(self, connection: Connection, topics: Sequence[str]) -> list[Any]:
-        """Each topic's oldest unrelayed rows (up to a batch), each read from its index range."""
+    def _oldest(self, connection: Connection, topics: Sequence[str]) -> list[int]:
+        """Each topic's oldest unrelayed seqs (up to a batch), each read from its range of the
+        (topic, seq) index alone: the rows themselves are not read to be left out."""
         parts = [
-            select(_TABLE)
+            select(_TABLE.c.seq)
             .where(_TABLE.c.topic == topic, _UNRELAYED)
             .order_by(_TABLE.c.seq)
             .limit(self.batch)
@@ -237,7 +247,8 @@ class Relay:
             for topic in topics
         ]
         query = union_all(*(select(part) for part in parts)) if len(parts) > 1 else select(parts[0])
-        return list(connection.execute(query))
+        seqs: list[int] = list(connection.execute(query).scalars())
+        return seqs
 
     def _waiting(self, topic: str) -> int:
         """How many of the topic's messages wait in the outbox (an index range, counted)."""
