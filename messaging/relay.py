@@ -89,6 +89,7 @@ class Relay:
         self.leases = leases
         self.topics = topics
         self.revision = revision  # the registry's: a change tries the set-aside topics again
+        self._revision: int | None = None  # the last one seen
         self.batch = batch
         self.threads = threads
         self.on_appended = on_appended
@@ -172,7 +173,11 @@ class Relay:
         """Hand one batch to the broker; how many messages it settled (relayed, or waiting
         with their topic set aside)."""
         revision = self.revision()
-        waiting = self.set_aside.waiting(revision)
+        if revision != self._revision:
+            self._revision = revision
+            self.set_aside.registry_changed()
+        tried = self.set_aside.changes
+        waiting = self.set_aside.waiting()
         on_trial = set(self.set_aside.held) - waiting  # set aside, and due for a try now
         rows = await self._query("the outbox could not be read", self._pending, waiting)
         outgoing = [self._outgoing(row) for row in rows]
@@ -190,7 +195,7 @@ class Relay:
                 self.set_aside.fail,
                 topic,
                 error,
-                revision=revision,
+                tried=tried,
                 waiting=count,
             )
         # A topic on trial is resumed once the broker took its oldest messages, or when none
