@@ -39,6 +39,7 @@ _BIG_KEY = BigInteger().with_variant(Integer, "sqlite")
 # SQLite reuses the largest key once the rows above it are deleted (retention empties these
 # tables) unless the table says AUTOINCREMENT; PostgreSQL's sequences never go back.
 NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
+MAX_KEY = 500  # characters in a message's key (the key columns' size)
 
 
 class Message(SQLModel, table=True):
@@ -73,7 +74,7 @@ class Message(SQLModel, table=True):
     id: str = Field(max_length=36, unique=True)  # UUIDv7: the webhook-id of every delivery
     topic: str = Field(max_length=120)
     partition: int
-    key: str | None = Field(default=None, max_length=500)
+    key: str | None = Field(default=None, max_length=MAX_KEY)
     producer: str = Field(max_length=63)  # consumer name
     idempotency_key: str | None = Field(default=None, max_length=200)
     request_id: str | None = Field(default=None, max_length=128)
@@ -94,7 +95,7 @@ class LogEntry(SQLModel, table=True):
     partition: int = Field(primary_key=True)
     offset: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     message_id: str = Field(max_length=36)
-    key: str | None = Field(default=None, max_length=500)
+    key: str | None = Field(default=None, max_length=MAX_KEY)
     value: str = Field(sa_column=Column(Text, nullable=False))
     headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
     timestamp_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -130,7 +131,7 @@ class DeadLetter(SQLModel, table=True):
     topic: str = Field(max_length=120)
     partition: int
     offset: int = Field(sa_column=Column(BigInteger, nullable=False))
-    key: str | None = Field(default=None, max_length=500)
+    key: str | None = Field(default=None, max_length=MAX_KEY)
     value: str = Field(sa_column=Column(Text, nullable=False))
     headers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     reason: str = Field(max_length=1000)  # why it was given up on

@@ -299,7 +299,7 @@ def test_a_group_reads_and_commits(mhub: RunningHub, receiver_url: str) -> None:
 def test_a_partition_that_is_not_a_plain_number_is_refused_and_recorded(
     mhub: RunningHub, receiver_url: str
 ) -> None:
-    """"²" is a digit to Python's str.isdigit, not a partition number: 400, not a 500."""
+    """A partition "²" is a digit to str.isdigit, not a partition number: 400, not a 500."""
     channel = make_channel(mhub, receiver_url, delivery="group")
     try:
         with mhub.client(channel.subscriber_key) as client:
