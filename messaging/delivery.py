@@ -197,7 +197,6 @@ class DeliveryManager:
             max_seconds=retry_seconds[1],
         )
         self._appended = asyncio.Event()
-        self._changed = asyncio.Event()
         self.rng = random.Random()
         self.delivered = 0  # observability and tests
         self.dead_lettered = 0
@@ -226,10 +225,6 @@ class DeliveryManager:
         """Set at the next append in this process: taken before looking, so none is missed."""
         return self._appended
 
-    def registry_changed(self) -> asyncio.Event:
-        """Set at the next registry change: a subscription set aside is tried again then."""
-        return self._changed
-
     async def sync(self) -> None:
         """Start, stop or restart workers to match the current subscriptions."""
         wanted = {
@@ -249,8 +244,7 @@ class DeliveryManager:
         for name, entry in wanted.items():
             if name not in self.workers:
                 self.workers[name] = Worker(self, entry)
-        event, self._changed = self._changed, asyncio.Event()
-        event.set()
+        self.set_aside.registry_changed()  # a subscription set aside is tried again now
         try:  # nobody delivers a deleted or paused subscription: nothing waits on it
             await self.threads.run(self.set_aside.forget, set(wanted))
         except Exception as exc:
@@ -309,15 +303,13 @@ class Worker:
     async def _set_aside(self, error: Terminal) -> None:
         """A retry will not help until the topic is fixed: say so (once), then wait, longer
         each time up to a minute, or until the registry changes (an operator's fix)."""
-        changed = self.m.registry_changed()
         book = self.m.set_aside
+        tried = book.changes
         try:
-            await self.m.threads.run(book.fail, self.name, error)
+            await self.m.threads.run(book.fail, self.name, error, tried=tried)
         except Exception as exc:  # the database is away too: the log says it
             log.error("delivery %s set aside (%s), not recorded: %s", self.name, error, exc)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(book.wait_seconds(self.name) or book.first_seconds):
-                await changed.wait()
+        await book.until_due(self.name, tried=tried)
 
     async def _deliver_while_leased(self) -> None:
         entry = self.entry()

@@ -23,9 +23,10 @@
 Translation: `messaging/kafka_broker.py` maps kafka-python's errors (`_translate`), and
 `messaging/database_broker.py` maps SQLAlchemy's (`translate`); every broker call raises only
 these. An error neither recognises as terminal is transient: retrying a terminal failure costs a
-retry, calling a passing failure terminal would stop a topic for nothing. The relay's and
-delivery's own queries (outbox, positions, leases) are not broker calls: whatever they raise is
-treated as transient (retried after a backoff, and logged).
+retry, calling a passing failure terminal would stop a topic for nothing. The relay's own queries
+(outbox, lease, set-aside rows) go through the same `translate` (`Relay._query`): a database that
+fails them is DatabaseUnavailable. Delivery's own (positions, leases) are not broker calls either:
+whatever they raise is treated as transient (retried after a backoff, and logged).
 
 Who reads the marker: the relay backs off and retries on Transient and sets the topic aside on
 Terminal (messaging/set_aside.py: its messages wait in the outbox, the other topics flow);

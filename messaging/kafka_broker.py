@@ -4,9 +4,11 @@ Producing: one producer per broker object, acks=all, one request in flight per c
 retried request cannot overtake the next one, so a partition keeps the batch's order), no
 idempotence (the test broker, tansu, refuses InitProducerId). Each record carries the message id
 and the acceptance time as headers (`lgsp-message-id`, `lgsp-timestamp`) besides the Outgoing's
-own, and that time as its timestamp. A call either gets every record acknowledged within
-`timeout_seconds` or raises an error of messaging/errors.py; after a failure the producer is
-dropped and the next call starts a new one, so a paused or replaced broker never wedges it.
+own, and that time as its timestamp. Its requests, the topics it creates and the readers take a
+record of MAX_RECORD_BYTES: the largest message a topic may allow, with its key and headers. A
+call either gets every record acknowledged within `timeout_seconds` or raises an error of
+messaging/errors.py; after a failure the producer is dropped and the next call starts a new one,
+so a paused or replaced broker never wedges it.
 
 Errors: kafka-python's are translated here, once (`_translate`): a topic the broker refuses to
 create, a topic with fewer partitions than the hub's, a message too large, an invalid record or
@@ -90,6 +92,8 @@ from messaging.errors import (
     TopicMisconfigured,
     TopicRefused,
 )
+from messaging.models import MAX_KEY
+from registry.models import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,18 @@ _OWN_HEADERS = (MESSAGE_ID_HEADER, TIMESTAMP_HEADER)
 PRODUCE_ATTEMPTS = 4  # sends of one batch when its topics turn out to be lost, in one call
 STALL_SECONDS = 0.5  # a send unacknowledged this long makes produce check for lost topics
 FETCH_MAX_WAIT_MS = 100  # how long the broker holds an empty fetch: a wait of 0 costs this
+# The largest record the hub sends: a message of the largest size a topic may allow, plus what
+# Kafka counts with its value against the producer's max_request_size and the topic's
+# max.message.bytes: the key (MAX_KEY characters, up to 4 bytes each in UTF-8), the headers
+# (about 160 bytes) and the record's and its batch's framing (61 bytes and a few varints).
+# kafka-python's default max_request_size and Kafka's default max.message.bytes (1 MiB, and
+# 1 MiB + 12 bytes) leave no room for them: a message the hub accepted would be refused for good.
+MAX_RECORD_BYTES = MAX_MESSAGE_BYTES + 4 * MAX_KEY + 1024
+# A reader's fetch answers at most MAX_RECORD_BYTES of records (or one larger batch whole, which
+# the hub never writes), and its frame is allowed as much again for the answer's own fields.
+# kafka-python's default limit on a frame (1,000,000 bytes) is below one such record: its first
+# fetch failed, logged as an error, and closed the connection (a new one forgets the limit).
+MAX_FETCH_FRAME_BYTES = 2 * MAX_RECORD_BYTES
 
 
 def crc32c_accelerated() -> bool:
@@ -177,7 +193,10 @@ class KafkaBroker:
             name,
             num_partitions=spec.partitions,
             replication_factor=self._replication,
-            topic_configs={"retention.ms": str(spec.retention_ms)},
+            topic_configs={
+                "retention.ms": str(spec.retention_ms),
+                "max.message.bytes": str(MAX_RECORD_BYTES),
+            },
         )
         for attempt in (1, 2):  # a client that knew a broker now gone fails at once: renew it
             try:
@@ -429,6 +448,7 @@ class KafkaBroker:
                         max_in_flight_requests_per_connection=1,
                         linger_ms=5,
                         batch_size=256 * 1024,
+                        max_request_size=MAX_RECORD_BYTES,
                         delivery_timeout_ms=int(self.timeout_seconds * 1000) - 500,
                         max_block_ms=self._request_ms,
                         allow_auto_create_topics=False,  # the hub creates them, with partitions
@@ -616,6 +636,9 @@ class KafkaBroker:
                     auto_offset_reset="none",  # out of range is an answer, not a jump
                     allow_auto_create_topics=False,  # the hub creates topics, with partitions
                     fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+                    fetch_max_bytes=MAX_RECORD_BYTES,
+                    max_partition_fetch_bytes=MAX_RECORD_BYTES,
+                    receive_message_max_bytes=MAX_FETCH_FRAME_BYTES,
                 )
             except KafkaError as error:
                 raise _translate(error, "cannot reach Kafka") from error

@@ -36,6 +36,7 @@ from registry.types import NEVER_REUSED, utcnow
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only that is the rowid alias.
 _BIG_KEY = BigInteger().with_variant(Integer, "sqlite")
+MAX_KEY = 500  # characters in a message's key (the key columns' size)
 
 
 class Message(SQLModel, table=True):
@@ -50,11 +51,14 @@ class Message(SQLModel, table=True):
             postgresql_where=text("relayed_at IS NULL"),
         ),
         # The outbox per topic: while topics are set aside the relay reads each other topic's
-        # oldest rows from here, never stepping over the rows that wait (and counts those).
+        # oldest seqs from here, never stepping over the rows that wait (and counts those).
+        # `relayed_at`, NULL in every entry, lets SQLite answer from the index alone: its
+        # planner reads the rows to check the index's own condition unless the column is in it.
         Index(
             "ix_message_outbox_topic",
             "topic",
             "seq",
+            "relayed_at",
             sqlite_where=text("relayed_at IS NULL"),
             postgresql_where=text("relayed_at IS NULL"),
         ),
@@ -67,7 +71,7 @@ class Message(SQLModel, table=True):
     id: str = Field(max_length=36, unique=True)  # UUIDv7: the webhook-id of every delivery
     topic: str = Field(max_length=120)
     partition: int
-    key: str | None = Field(default=None, max_length=500)
+    key: str | None = Field(default=None, max_length=MAX_KEY)
     producer: str = Field(max_length=63)  # consumer name
     idempotency_key: str | None = Field(default=None, max_length=200)
     request_id: str | None = Field(default=None, max_length=128)
@@ -88,7 +92,7 @@ class LogEntry(SQLModel, table=True):
     partition: int = Field(primary_key=True)
     offset: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     message_id: str = Field(max_length=36)
-    key: str | None = Field(default=None, max_length=500)
+    key: str | None = Field(default=None, max_length=MAX_KEY)
     value: str = Field(sa_column=Column(Text, nullable=False))
     headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
     timestamp_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
@@ -124,7 +128,7 @@ class DeadLetter(SQLModel, table=True):
     topic: str = Field(max_length=120)
     partition: int
     offset: int = Field(sa_column=Column(BigInteger, nullable=False))
-    key: str | None = Field(default=None, max_length=500)
+    key: str | None = Field(default=None, max_length=MAX_KEY)
     value: str = Field(sa_column=Column(Text, nullable=False))
     headers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     reason: str = Field(max_length=1000)  # why it was given up on

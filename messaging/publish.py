@@ -23,12 +23,11 @@ from sqlalchemy.exc import IntegrityError
 from audit.records import ExchangeRecord, Record, new_record_id
 from messaging.broker import partition_for
 from messaging.entries import TopicEntry
-from messaging.models import Message
+from messaging.models import MAX_KEY, Message
 from registry.types import resolve_pointer, utcnow
 
 MAX_ERRORS = 50
 MAX_IDEMPOTENCY_KEY = 200
-MAX_KEY = 500  # the key column's size
 
 
 @dataclass(slots=True)

@@ -10,8 +10,9 @@ What a failure does depends on its marker (messaging/errors.py):
   tried again after a backoff (up to 2 s); `failures` counts these. Nothing is dropped.
 - Terminal, for one topic (misconfigured on the broker, refused, a message too large): that
   topic is set aside (messaging/set_aside.py). Its rows stay in the outbox, unrelayed and in
-  order, while the other topics' rows flow: they are then read per topic from the outbox's
-  (topic, seq) index, so the waiting rows, however many, are never stepped over. The topic is
+  order, while the other topics' rows flow: their oldest seqs are then read per topic from the
+  outbox's (topic, seq) index alone, and only the rows chosen are read whole, so the waiting
+  rows, however many, are never stepped over. The topic is
   tried again with backoff (5 s doubling to a minute) and at once when the registry changes;
   once the broker takes its oldest messages it is resumed, so order per key holds. A terminal
   error naming no topic of the batch is attributed by sending each topic's messages alone.
@@ -26,12 +27,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, func, select, text, union_all, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from messaging.broker import Broker, Outgoing
+from messaging.database_broker import translate
 from messaging.entries import TopicEntry
 from messaging.errors import Terminal, Transient
 from messaging.leases import Leases
@@ -41,6 +44,7 @@ from messaging.threads import Threads
 from registry.types import as_utc, utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LEASE = "relay"
 IDLE_POLL_SECONDS = 0.25  # another replica's publishes are seen within this
@@ -85,6 +89,7 @@ class Relay:
         self.leases = leases
         self.topics = topics
         self.revision = revision  # the registry's: a change tries the set-aside topics again
+        self._revision: int | None = None  # the last one seen
         self.batch = batch
         self.threads = threads
         self.on_appended = on_appended
@@ -124,12 +129,18 @@ class Relay:
         while True:
             try:
                 if time.monotonic() - renewed > self.leases.seconds / 3:
-                    if not await self.threads.run(self.leases.acquire, LEASE):
+                    if not await self._query(
+                        "the relay's lease could not be taken", self.leases.acquire, LEASE
+                    ):
                         self.leading = False
+                        # Another replica relays: nothing fails here now, whatever did before.
+                        self.failing_since = None
                         await asyncio.sleep(self.leases.seconds / 3)
                         continue
                     if not self.leading:  # started, or taken over: what was set aside before
-                        await self.threads.run(self.set_aside.load)
+                        await self._query(
+                            "the set-aside topics could not be read", self.set_aside.load
+                        )
                         self.leading = True
                     renewed = time.monotonic()
                 moved = await self.relay_once()
@@ -137,7 +148,7 @@ class Relay:
                 self.failing_since = None
                 if time.monotonic() - retained > RETENTION_EVERY_SECONDS:
                     retained = time.monotonic()
-                    await self.threads.run(self.retain)
+                    await self._query("old messages could not be deleted", self.retain)
                 if moved == 0:
                     self._wake.clear()
                     # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation
@@ -162,28 +173,48 @@ class Relay:
         """Hand one batch to the broker; how many messages it settled (relayed, or waiting
         with their topic set aside)."""
         revision = self.revision()
-        waiting = self.set_aside.waiting(revision)
+        if revision != self._revision:
+            self._revision = revision
+            self.set_aside.registry_changed()
+        tried = self.set_aside.changes
+        waiting = self.set_aside.waiting()
         on_trial = set(self.set_aside.held) - waiting  # set aside, and due for a try now
-        rows = await self.threads.run(self._pending, waiting)
+        rows = await self._query("the outbox could not be read", self._pending, waiting)
         outgoing = [self._outgoing(row) for row in rows]
         sent, refused = await self.threads.run(self._produce, outgoing) if rows else (set(), {})
         if sent:
             self.on_appended()
             seqs = [row.seq for row in rows if row.topic in sent]
-            await self.threads.run(self._mark, seqs)
+            await self._query("relayed messages could not be marked", self._mark, seqs)
             self.relayed += len(seqs)
         for topic, error in refused.items():
             self._ensured.discard(topic)  # its retry checks the topic with the broker again
-            count = await self.threads.run(self._waiting, topic)
-            await self.threads.run(
-                self.set_aside.fail, topic, error, revision=revision, waiting=count
+            count = await self._query("the outbox could not be counted", self._waiting, topic)
+            await self._query(
+                "a topic set aside could not be recorded",
+                self.set_aside.fail,
+                topic,
+                error,
+                tried=tried,
+                waiting=count,
             )
         # A topic on trial is resumed once the broker took its oldest messages, or when none
         # wait (the batch was not full, so it held every topic's oldest).
         for topic in on_trial - set(refused):
             if topic in sent or len(rows) < self.batch:
-                await self.threads.run(self.set_aside.resume, topic)
+                await self._query(
+                    "a topic resumed could not be recorded", self.set_aside.resume, topic
+                )
         return len(rows)
+
+    async def _query(self, doing: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One of the relay's own database calls, in a thread. Its failure is translated here,
+        once, as the broker's are (messaging/errors.py): DatabaseUnavailable, transient, whose
+        detail is the driver's first line (SQLAlchemy's text holds the statement's parameters)."""
+        try:
+            return await self.threads.run(call, *args, **kwargs)
+        except SQLAlchemyError as error:
+            raise translate(error, doing) from error
 
     def _pending(self, waiting: set[str]) -> list[Any]:
         """The oldest unrelayed rows, in `seq` order, leaving out the topics that wait."""
@@ -196,15 +227,24 @@ class Relay:
                 )
             pending: list[str] = list(connection.execute(_PENDING_TOPICS).scalars())
             topics = [topic for topic in pending if topic not in waiting]
-            found: list[Any] = []
+            seqs: list[int] = []
             for start in range(0, len(topics), TOPICS_PER_QUERY):
-                found.extend(self._oldest(connection, topics[start : start + TOPICS_PER_QUERY]))
-            return heapq.nsmallest(self.batch, found, key=lambda row: row.seq)
+                oldest = self._oldest(connection, topics[start : start + TOPICS_PER_QUERY])
+                seqs = heapq.nsmallest(self.batch, seqs + oldest)
+            if not seqs:
+                return []
+            # Only the rows chosen are read whole (values included), by primary key.
+            return list(
+                connection.execute(
+                    select(_TABLE).where(_TABLE.c.seq.in_(seqs)).order_by(_TABLE.c.seq)
+                )
+            )
 
-    def _oldest(self, connection: Connection, topics: Sequence[str]) -> list[Any]:
-        """Each topic's oldest unrelayed rows (up to a batch), each read from its index range."""
+    def _oldest(self, connection: Connection, topics: Sequence[str]) -> list[int]:
+        """Each topic's oldest unrelayed seqs (up to a batch), each read from its range of the
+        (topic, seq) index alone: the rows themselves are not read to be left out."""
         parts = [
-            select(_TABLE)
+            select(_TABLE.c.seq)
             .where(_TABLE.c.topic == topic, _UNRELAYED)
             .order_by(_TABLE.c.seq)
             .limit(self.batch)
@@ -212,7 +252,8 @@ class Relay:
             for topic in topics
         ]
         query = union_all(*(select(part) for part in parts)) if len(parts) > 1 else select(parts[0])
-        return list(connection.execute(query))
+        seqs: list[int] = list(connection.execute(query).scalars())
+        return seqs
 
     def _waiting(self, topic: str) -> int:
         """How many of the topic's messages wait in the outbox (an index range, counted)."""

@@ -11,7 +11,8 @@ holding every topic behind it, the topic (or a subscription's delivery) is set a
   error log line; each later failure only updates the row; the first success deletes it,
   with a record `resumed` and a warning log line;
 - it is tried again 5 s later, then after doubling waits up to a minute, and at once when the
-  registry changes (an operator's fix bumps the revision).
+  registry changes (an operator's fix bumps the revision): whoever sees the change calls
+  `registry_changed`, which makes everything set aside due, also what fails a try begun before.
 
 The state lives in the database, not in the process: the relay and each delivery run in one
 replica at a time (a lease), /readyz is asked of any replica, and a replica that takes a lease
@@ -21,6 +22,8 @@ outcome changes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -50,7 +53,7 @@ class Held:
 
     attempts: int
     retry_at: float  # monotonic: when it is due again
-    revision: int  # the registry revision it last failed under: a newer one makes it due
+    changes: int  # the book's registry changes when its failed try began: a later one makes it due
 
 
 class SetAsideBook:
@@ -72,24 +75,44 @@ class SetAsideBook:
         self.max_seconds = max_seconds
         self.clock = clock
         self.held: dict[str, Held] = {}
+        self.changes = 0  # registry changes seen (`registry_changed`)
+        self._changed = asyncio.Event()
+
+    def registry_changed(self) -> None:
+        """The registry changed (an operator's fix, perhaps): everything set aside is due now,
+        and so is what fails a try that began before the change. Call it in the event loop."""
+        self.changes += 1
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
 
     def delay(self, attempts: int) -> float:
         """Seconds before the next try after `attempts` failed ones."""
         return float(min(self.max_seconds, self.first_seconds * 2 ** max(0, attempts - 1)))
 
-    def waiting(self, revision: int) -> set[str]:
+    def waiting(self) -> set[str]:
         """The names not to try now: set aside, not yet due, and the registry unchanged."""
         now = self.clock()
         return {
             name
             for name, held in list(self.held.items())  # a copy: threads may add meanwhile
-            if held.retry_at > now and held.revision == revision
+            if held.retry_at > now and held.changes == self.changes
         }
 
     def wait_seconds(self, name: str) -> float:
         """How long until `name` is due again (0 when it is not set aside)."""
         held = self.held.get(name)
         return 0.0 if held is None else max(0.0, held.retry_at - self.clock())
+
+    async def until_due(self, name: str, *, tried: int) -> None:
+        """Wait until `name`, whose failed try began at `tried` changes, is due again: its
+        retry time (`first_seconds` when unknown, as after a failure the database did not
+        record), or a registry change (one during the try counts)."""
+        changed = self._changed
+        if self.changes != tried:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.wait_seconds(name) or self.first_seconds):
+                await changed.wait()
 
     def load(self) -> None:
         """Take over what was set aside (by this job in another replica, or before a restart):
@@ -98,13 +121,12 @@ class SetAsideBook:
             rows = connection.execute(
                 select(_TABLE.c.name, _TABLE.c.attempts).where(_TABLE.c.kind == self.kind.value)
             ).all()
-        self.held = {str(row[0]): Held(int(row[1]), self.clock(), -1) for row in rows}
+        self.held = {str(row[0]): Held(int(row[1]), self.clock(), self.changes) for row in rows}
 
-    def fail(
-        self, name: str, error: Terminal, *, revision: int = 0, waiting: int | None = None
-    ) -> bool:
+    def fail(self, name: str, error: Terminal, *, tried: int, waiting: int | None = None) -> bool:
         """Set `name` aside, or keep it aside after another failed try; True when it was not
-        set aside before (then one record and one error line say so)."""
+        set aside before (then one record and one error line say so). `tried`: `changes` when
+        the try began; a registry change since then makes it due at once."""
         held = self.held.get(name)
         attempts = held.attempts + 1 if held is not None else 1
         reason = error.detail[:1000]
@@ -128,7 +150,7 @@ class SetAsideBook:
                     details["waiting"] = waiting
                 self._record(session, "set-aside", name, details)
             session.commit()
-        self.held[name] = Held(attempts, self.clock() + self.delay(attempts), revision)
+        self.held[name] = Held(attempts, self.clock() + self.delay(attempts), tried)
         if new:
             log.error(
                 "%s %s set aside (%s): %s; %s, retried with backoff and on registry changes",
@@ -138,17 +160,19 @@ class SetAsideBook:
 
     def resume(self, name: str) -> None:
         """A try succeeded: if it was set aside (here, or by another replica before a lease
-        moved), forget it and say so (record, log)."""
-        self.held.pop(name, None)
+        moved), forget it and say so (record, log). Forgotten here only once the row is gone:
+        if the commit fails, it is still set aside, and tried again."""
         with Session(self.engine) as session:
             row = session.get(SetAside, (self.kind.value, name))
             if row is None:
+                self.held.pop(name, None)
                 return
             since: datetime = row.since
             details = {"error": row.error, "since": since.isoformat(), "tries": row.attempts}
             session.delete(row)
             self._record(session, "resumed", name, details)
             session.commit()
+        self.held.pop(name, None)
         log.warning("%s %s resumed: the broker accepts it again", self.kind.value, name)
 
     def forget(self, keep: set[str]) -> None:

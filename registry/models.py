@@ -561,6 +561,10 @@ class GrantDecisionRow(SQLModel, table=True):
 
 # ---------------------------------------------------------------- topics and subscriptions
 
+# The largest message (its JSON value, encoded) a topic may allow. The Kafka backend sizes its
+# requests and topics from it (messaging/kafka_broker.py, MAX_RECORD_BYTES).
+MAX_MESSAGE_BYTES = 1_048_576
+
 
 class TopicBase(SQLModel):
     name: TopicName = Field(index=True, unique=True, max_length=120)
@@ -572,7 +576,7 @@ class TopicBase(SQLModel):
     key_pointer: JsonPointer | None = None
     partitions: int = Field(default=3, ge=1, le=64)
     retention_hours: int = Field(default=168, ge=1, le=24 * 365)
-    max_message_bytes: int = Field(default=262_144, ge=256, le=1_048_576)
+    max_message_bytes: int = Field(default=262_144, ge=256, le=MAX_MESSAGE_BYTES)
 
 
 def _consumer_names(value: list[str]) -> list[str]:
@@ -605,7 +609,7 @@ class TopicUpdate(SQLModel):
     description: Text | None = None
     schema_ref: SchemaRef | None = Field(default=None, alias="schema")
     retention_hours: int | None = Field(default=None, ge=1, le=24 * 365)
-    max_message_bytes: int | None = Field(default=None, ge=256, le=1_048_576)
+    max_message_bytes: int | None = Field(default=None, ge=256, le=MAX_MESSAGE_BYTES)
     publishers: list[str] | None = None
     subscribers: list[str] | None = None
 

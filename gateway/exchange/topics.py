@@ -338,7 +338,8 @@ async def commit_positions(name: str, request: Request) -> Response:
             not isinstance(wanted, dict)
             or not wanted
             or not all(
-                isinstance(p, str) and p.isdigit() and type(o) is int for p, o in wanted.items()
+                isinstance(p, str) and p.isascii() and p.isdigit() and type(o) is int
+                for p, o in wanted.items()
             )
         ):
             raise Problem(

@@ -5,6 +5,7 @@ cover what only one kind has (a replaced Kafka broker, several processes on one 
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import sqlite3
 import threading
@@ -16,17 +17,19 @@ from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from gateway.db import make_engine, migrate
-from messaging.broker import Broker, Outgoing, Received, partition_for
+from messaging.broker import Broker, Outgoing, Received, kafka_name, partition_for
 from messaging.brokers import create_broker
 from messaging.database_broker import DatabaseBroker
 from messaging.errors import MessageTooLarge, TopicMisconfigured, Transient
-from messaging.kafka_broker import KafkaBroker
+from messaging.kafka_broker import MAX_RECORD_BYTES, KafkaBroker
+from messaging.models import MAX_KEY
+from registry.models import MAX_MESSAGE_BYTES
 from tests.kafka import Broker as TansuServer
 from tests.kafka import running_broker
 from tests.wait import wait_until
@@ -111,6 +114,19 @@ def values(received: list[Received]) -> list[bytes]:
     return [r.value for r in received]
 
 
+def kafka_config(server: TansuServer, topic: str) -> dict[str, str]:
+    """The Kafka topic's own settings, as the broker describes them."""
+    admin = KafkaAdminClient(bootstrap_servers=server.bootstrap)
+    try:
+        [described] = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, kafka_name("test.", topic))]
+        )
+    finally:
+        admin.close()
+    [(_, _, _, _, entries)] = described.resources
+    return {entry[0]: entry[1] for entry in entries}
+
+
 # ------------------------------------------------------------------------- every backend
 
 
@@ -142,6 +158,41 @@ def test_a_round_trip_keeps_keys_values_ids_times_and_headers(broker: Broker, to
             m.timestamp_ms,
             m.headers,
         )
+
+
+def test_a_message_of_the_largest_size_a_topic_allows_is_stored_and_read_back(
+    backend: Backend, broker: Broker, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A value of MAX_MESSAGE_BYTES with the longest key (4 bytes a character in UTF-8) and the
+    longest producer name: the hub accepts it (202), so the broker must take it with all that
+    Kafka counts besides the value, and a reader must get it back whole, at its first fetch
+    (no failed one, logged as an error, before it)."""
+    caplog.set_level(logging.WARNING)
+    broker.ensure_topic(topic, 1, DAY_MS)
+    filler = b"x" * (MAX_MESSAGE_BYTES - len(b'{"x": ""}'))
+    large = Outgoing(
+        topic=topic,
+        partition=0,
+        key="\N{MATHEMATICAL DOUBLE-STRUCK CAPITAL A}" * MAX_KEY,
+        value=b'{"x": "%s"}' % filler,
+        message_id=str(uuid.uuid4()),
+        timestamp_ms=int(time.time() * 1000),
+        headers={"lgsp-producer": "p" * 63},
+    )
+    assert len(large.value) == MAX_MESSAGE_BYTES
+    after = message(topic, 0, 1)
+    broker.produce([large, after])
+    [got, next_one] = read(broker, topic, 0, 2)
+    assert (got.message_id, got.key, got.value, got.headers) == (
+        large.message_id,
+        large.key,
+        large.value,
+        large.headers,
+    )
+    assert next_one.message_id == after.message_id
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    if backend.server is not None:  # as an operator sees the topic on Kafka
+        assert kafka_config(backend.server, topic)["max.message.bytes"] == str(MAX_RECORD_BYTES)
 
 
 def test_a_partition_keeps_the_order_of_many_batches(broker: Broker, topic: str) -> None:
@@ -450,11 +501,16 @@ def test_a_kafka_topic_with_fewer_partitions_is_misconfigured_until_made_again(
 
 @pytest.mark.parametrize("backend", ["kafka"], indirect=True)
 def test_a_message_too_large_for_kafka_stops_its_batch_there(broker: Broker, topic: str) -> None:
-    """Refused for good, naming its topic; nothing behind it is sent, so when it goes (the
-    limit raised) the messages after it still come after it."""
+    """Refused for good, naming its topic, and nothing behind it is sent: the messages after
+    it stay after it. The hub never relays a message this large: a topic allows at most
+    MAX_MESSAGE_BYTES, which the producer and the topics the hub creates take with the key and
+    headers (the test of the largest message above). It stands for a message larger than a
+    Kafka topic made elsewhere takes (its max.message.bytes smaller): the hub topic is set
+    aside until an operator raises that limit on Kafka, and resumes at its next try."""
     broker.ensure_topic(topic, 1, DAY_MS)
     first, after = message(topic, 0, 0), message(topic, 0, 2)
     large = Outgoing(topic, 0, None, b'{"x": "%s"}' % (b"x" * 2_000_000), "large-1", 0)
+    assert len(large.value) > MAX_RECORD_BYTES
     with pytest.raises(MessageTooLarge) as refused:
         broker.produce([first, large, after])
     assert refused.value.topic == topic

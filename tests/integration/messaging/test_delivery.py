@@ -287,3 +287,22 @@ def test_a_group_reads_and_commits(mhub: RunningHub, receiver_url: str) -> None:
     assert audit_records(mhub, request_id=other.headers["x-request-id"]) == []
     [refused] = audit_records(mhub, request_id=stranger.headers["x-request-id"])
     assert refused["hub_status"] == 404
+
+
+def test_a_partition_that_is_not_a_plain_number_is_refused_and_recorded(
+    mhub: RunningHub, receiver_url: str
+) -> None:
+    """A partition "²" is a digit to str.isdigit, not a partition number: 400, not a 500."""
+    channel = make_channel(mhub, receiver_url, delivery="group")
+    try:
+        with mhub.client(channel.subscriber_key) as client:
+            answer = client.post(
+                f"/subscriptions/{channel.subscription}/positions", json={"positions": {"²": 1}}
+            )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["type"].endswith("malformed-positions")
+        assert answer.json()["errors"][0]["pointer"] == "/positions"
+        [refused] = audit_records(mhub, request_id=answer.headers["x-request-id"])
+        assert refused["hub_status"] == 400 and refused["subscription"] == channel.subscription
+    finally:
+        channel.admin("DELETE", "")

@@ -9,6 +9,7 @@ case runs against a real Kafka-protocol broker in test_set_aside.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,9 +23,10 @@ from audit.records import ExchangeRecord, RecordKind
 from gateway.db import make_engine, migrate
 from messaging.broker import partition_for
 from messaging.database_broker import DatabaseBroker
+from messaging.errors import DatabaseUnavailable
 from messaging.leases import Leases
 from messaging.models import LogEntry, Message
-from messaging.relay import Relay
+from messaging.relay import LEASE, Relay
 from messaging.set_aside import listing
 from messaging.threads import Threads
 from registry.types import utcnow
@@ -219,11 +221,135 @@ def test_a_takeover_knows_what_was_set_aside_and_records_it_once(engine: Engine)
     asyncio.run(scenario())
 
 
+def test_a_resume_that_is_not_committed_is_tried_again(engine: Engine) -> None:
+    """The topic is fixed, its messages relayed, but the database fails the commit that
+    resumes it: the row is still there, so the relay must try again until it is gone."""
+    broker = Refusing(DatabaseBroker(engine), "ensure")
+    broker.broken = {"civil.birth"}
+    accept(engine, "civil.birth", 5)
+    revision = [1]
+    armed = [False]
+
+    def fail_the_resume(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if armed[0] and statement.lstrip().upper().startswith("DELETE FROM MESSAGING_SET_ASIDE"):
+            armed[0] = False
+            raise engine.dialect.loaded_dbapi.OperationalError("the database went away")
+
+    relay = Relay(
+        engine,
+        broker,
+        Leases(engine, holder="relay-test", seconds=10),
+        lambda: {},
+        revision=lambda: revision[0],
+        threads=Threads(),
+        retry_seconds=(60.0, 60.0),
+    )
+
+    async def scenario() -> None:
+        relay.start()
+        try:
+            await until(lambda: listing(engine), "the topic set aside")
+            armed[0] = True
+            broker.broken.clear()
+            revision[0] += 1
+            await until(lambda: outbox(engine, "civil.birth") == 0, "relayed once fixed")
+            await until(lambda: not armed[0] and listing(engine) == [], "the set-aside row gone")
+            assert [action for action, _ in changes(engine, "civil.birth")] == [
+                "set-aside",
+                "resumed",
+            ]
+        finally:
+            await relay.stop()
+
+    event.listen(engine, "before_cursor_execute", fail_the_resume)
+    try:
+        asyncio.run(scenario())
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_the_resume)
+
+
+def test_a_failing_query_of_the_relay_is_a_transient_database_failure(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The relay's own query fails (stamping a batch relayed): DatabaseUnavailable, logged as a
+    warning without a traceback or the statement's parameters, and the batch is sent again."""
+    ids = accept(engine, "civil.birth", 5)
+    armed = [True]
+
+    def fail_the_stamp(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if armed[0] and statement.lstrip().upper().startswith("UPDATE MESSAGE "):
+            armed[0] = False
+            raise engine.dialect.loaded_dbapi.OperationalError("the database went away")
+
+    relay = Relay(
+        engine,
+        DatabaseBroker(engine),
+        Leases(engine, holder="relay-test", seconds=10),
+        lambda: {},
+        threads=Threads(),
+    )
+
+    async def scenario() -> None:
+        relay.start()
+        try:
+            await until(lambda: outbox(engine, "civil.birth") == 0, "relayed after the failure")
+        finally:
+            await relay.stop()
+
+    event.listen(engine, "before_cursor_execute", fail_the_stamp)
+    try:
+        with caplog.at_level(logging.WARNING, logger="messaging"):
+            asyncio.run(scenario())
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_the_stamp)
+    assert not armed[0]
+    assert in_log(engine, "civil.birth") == per_key(ids)  # sent twice, stored once
+    assert relay.failures == 1 and relay.last_failure == "DatabaseUnavailable"
+    said = [r for r in caplog.records if r.name == "messaging.relay"]
+    assert [r.levelname for r in said] == ["WARNING"]
+    assert "DatabaseUnavailable" in said[0].getMessage()
+    assert "the database went away" in said[0].getMessage()
+    assert "[SQL" not in said[0].getMessage() and said[0].exc_info is None
+
+
+class FlakyLeases(Leases):
+    """Leases whose first request fails, as when the database is away for a moment."""
+
+    asked = 0
+
+    def acquire(self, name: str) -> bool:
+        self.asked += 1
+        if self.asked == 1:
+            raise DatabaseUnavailable("the lease could not be asked: the database is away")
+        return super().acquire(name)
+
+
+def test_a_replica_that_does_not_relay_does_not_report_a_past_failure(engine: Engine) -> None:
+    """Another replica holds the relay's lease: a failure here before (the lease could not be
+    asked) is not "failing now", and /readyz must not say degraded for it."""
+    assert Leases(engine, holder="replica-1", seconds=60).acquire(LEASE)
+    leases = FlakyLeases(engine, holder="replica-2", seconds=0.3)
+    relay = Relay(engine, DatabaseBroker(engine), leases, lambda: {}, threads=Threads())
+
+    async def scenario() -> None:
+        relay.start()
+        try:
+            await until(lambda: leases.asked >= 3, "the lease asked for again, twice")
+            assert relay.failures == 1 and relay.last_failure == "DatabaseUnavailable"
+            assert not relay.leading
+            assert relay.failing_since is None
+        finally:
+            await relay.stop()
+
+    asyncio.run(scenario())
+
+
 def test_while_a_topic_waits_the_relay_never_reads_through_its_rows(
     database_urls: Callable[[str], str],
 ) -> None:
     """The query plans (SQLite's are deterministic): while topics are set aside, the outbox
-    is read per topic from the (topic, seq) index, never scanned, whatever waits in it."""
+    is read per topic from the (topic, seq) index alone (no row is read to be left out), never
+    scanned, whatever waits in it; then only the rows chosen are read, by their seq."""
     engine = make_engine(database_urls("sqlite"))
     migrate(engine)
     accept(engine, "civil.birth", 50)
@@ -248,6 +374,7 @@ def test_while_a_topic_waits_the_relay_never_reads_through_its_rows(
         event.remove(engine, "before_cursor_execute", seen)
     assert {row.topic for row in rows} == {"dossier.status"} and len(rows) == 5
     assert statements
+    kinds = set()
     with engine.connect() as connection:
         for statement, parameters in statements:
             plan = [
@@ -255,5 +382,15 @@ def test_while_a_topic_waits_the_relay_never_reads_through_its_rows(
                 for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
             ]
             reads = [step for step in plan if re.match(r"(SCAN|SEARCH) (message|m)\b", step)]
-            assert reads and all("ix_message_outbox_topic" in step for step in reads), plan
+            assert reads and not any(step.startswith("SCAN") for step in reads), plan
+            if "message.value" in statement:  # whole rows: only those chosen, by primary key
+                kinds.add("rows")
+                assert all("USING INTEGER PRIMARY KEY" in step for step in reads), plan
+            elif statement.lstrip().startswith("WITH"):  # the topics with unrelayed rows
+                kinds.add("topics")
+                assert all("ix_message_outbox_topic" in step for step in reads), plan
+            else:  # each topic's oldest seqs, from the index alone
+                kinds.add("seqs")
+                assert all("COVERING INDEX ix_message_outbox_topic" in step for step in reads), plan
+    assert kinds == {"topics", "seqs", "rows"}
     engine.dispose()

@@ -33,7 +33,7 @@ def upgrade() -> None:
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.create_index(
             "ix_message_outbox_topic",
-            ["topic", "seq"],
+            ["topic", "seq", "relayed_at"],
             unique=False,
             sqlite_where=sa.text("relayed_at IS NULL"),
             postgresql_where=sa.text("relayed_at IS NULL"),
