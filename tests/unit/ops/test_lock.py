@@ -9,10 +9,13 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[3]
+# Every project with a lock: the hub, and the test tools that cannot share its environment.
+PROJECTS = [ROOT, ROOT / "tests" / "tools" / "schemathesis"]
 
 
 def _uv() -> str:
@@ -30,11 +33,12 @@ def _pinned_uv() -> str:
     return match.group(1)
 
 
-def test_the_lock_matches_pyproject() -> None:
+@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: str(p.relative_to(ROOT)) or ".")
+def test_the_lock_matches_pyproject(project: Path) -> None:
     """Fails when a dependency was changed in pyproject.toml without `uv lock` (or the reverse)."""
     result = subprocess.run(
         [_uv(), "lock", "--check", "--offline"],
-        cwd=ROOT,
+        cwd=project,
         capture_output=True,
         text=True,
         timeout=120,
@@ -46,8 +50,9 @@ def test_the_lock_matches_pyproject() -> None:
     )
 
 
-def test_every_locked_file_has_a_hash() -> None:
-    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: str(p.relative_to(ROOT)) or ".")
+def test_every_locked_file_has_a_hash(project: Path) -> None:
+    lock = tomllib.loads((project / "uv.lock").read_text())
     missing = [
         package["name"]
         for package in lock["package"]
@@ -61,7 +66,12 @@ def test_every_locked_file_has_a_hash() -> None:
 def test_dependencies_keep_a_floor_and_a_major_cap() -> None:
     """For people who install the hub as a library: a range, never a pin, never open-ended."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    declared = project["project"]["dependencies"] + project["dependency-groups"]["dev"]
+    tools = tomllib.loads((PROJECTS[1] / "pyproject.toml").read_text())
+    declared = [
+        *project["project"]["dependencies"],
+        *project["dependency-groups"]["dev"],
+        *tools["project"]["dependencies"],
+    ]
     loose = []
     for line in declared:
         requirement = Requirement(line)
@@ -84,4 +94,6 @@ def test_setup_installs_the_pinned_uv_then_the_lock() -> None:
     setup = (ROOT / "scripts" / "setup.sh").read_text()
     assert "--require-hashes" in setup and "-r scripts/uv-requirements.txt" in setup
     assert '"$UV" sync --locked' in setup
+    test = (ROOT / "scripts" / "test").read_text()
+    assert "sync --locked" in test and "--project tests/tools/schemathesis" in test
     assert Version(_pinned_uv())
