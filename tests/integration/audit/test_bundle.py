@@ -264,7 +264,9 @@ def test_an_independent_rfc9162_implementation_agrees(bundle: Path) -> None:
 # --------------------------------------------------------------------------- damage
 
 
-def _rewrite(source: Path, target: Path, member: str, change: Callable[[bytes], bytes | None]):
+def _rewrite(
+    source: Path, target: Path, member: str, change: Callable[[bytes], bytes | None]
+) -> Path:
     """A copy of the bundle with one member changed (None: left out)."""
     with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
         for info in old.infolist():

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from audit import merkle, reports
@@ -48,7 +48,7 @@ VALUES: dict[str, tuple[str | None, Any]] = {
 ERASED = {"deep", "listed", "keyed"}
 
 
-def insert_messages(engine) -> None:
+def insert_messages(engine: Engine) -> None:
     """The payloads, as the outbox, the embedded broker's log and dead letters hold them."""
     now = utcnow()
     with engine.begin() as connection:
@@ -77,18 +77,21 @@ def insert_messages(engine) -> None:
             )  # fmt: skip
 
 
-def payloads(engine, table: str) -> dict[str, tuple[str | None, str]]:
+def payloads(engine: Engine, table: str) -> dict[str, tuple[str | None, str]]:
     """name → (key, value) of each row of `table`, named by the value it started as."""
     with engine.connect() as connection:
         id_column = "id" if table == "message" else "message_id"
         rows = connection.execute(
             text(f"SELECT {id_column} AS message_id, key, value FROM {table}")
         ).all()
-        ids = dict(connection.execute(text("SELECT id, idempotency_key FROM message")).all())
+        ids: dict[str, str] = {
+            row.id: row.idempotency_key
+            for row in connection.execute(text("SELECT id, idempotency_key FROM message"))
+        }
     return {ids[r.message_id]: (r.key, r.value) for r in rows}
 
 
-def write_records(engine) -> None:
+def write_records(engine: Engine) -> None:
     """The person's accesses, recorded as the data plane does: the subject as a keyed hash."""
 
     async def main() -> None:
@@ -106,7 +109,7 @@ def write_records(engine) -> None:
     asyncio.run(main())
 
 
-def proofs(engine) -> tuple[int, bytes, str, dict[int, tuple[bytes, list[bytes]]]]:
+def proofs(engine: Engine) -> tuple[int, bytes, str, dict[int, tuple[bytes, list[bytes]]]]:
     """The latest checkpoint, and each record's leaf hash and inclusion proof against it."""
     store = TreeStore(engine)
     with engine.connect() as connection:
@@ -214,8 +217,9 @@ def test_erasure_removes_payloads_and_keeps_every_proof(engine, url, tmp_path):
     assert_not_on_disk(engine, "Lò Văn Minh".encode())
 
 
-def assert_not_on_disk(engine, needle: bytes) -> None:
+def assert_not_on_disk(engine: Engine, needle: bytes) -> None:
     if engine.dialect.name == "sqlite":
+        assert engine.url.database is not None
         database = Path(engine.url.database)
         files = [p for p in database.parent.iterdir() if p.name.startswith(database.name)]
     else:

@@ -45,7 +45,7 @@ def key_file(tmp_path: Path) -> Path:
     return tmp_path / "audit.key"
 
 
-def _log(engine, key_file: Path, **kwargs) -> AuditLog:
+def _log(engine: Engine, key_file: Path, **kwargs: Any) -> AuditLog:
     signers = load_signers(key_file, name=ORIGIN, generate=True)
     return AuditLog(engine, signers=signers, origin=ORIGIN, **kwargs)
 
@@ -55,7 +55,7 @@ def _row(n: int, **extra: Any) -> dict[str, Any]:
             "hub_status": 200, "subject_hash": f"{n:064x}", **extra}  # fmt: skip
 
 
-def _insert(engine, rows) -> None:
+def _insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
     with engine.begin() as connection:
         connection.execute(RECORDS.insert(), list(rows))
 
@@ -72,7 +72,7 @@ def _records_in_leaf_order(engine: Engine) -> list[dict[str, Any]]:
     return [rows[s] for s in seqs]
 
 
-def _latest(engine) -> proofs.StoredCheckpoint:
+def _latest(engine: Engine) -> proofs.StoredCheckpoint:
     with engine.connect() as connection:
         checkpoint = proofs.latest_checkpoint(connection)
     assert checkpoint is not None

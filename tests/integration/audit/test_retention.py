@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from audit import merkle, proofs
 from audit.bundle import verify_bundle
@@ -44,7 +44,7 @@ def signer():
     return Signer.generate(ORIGIN)
 
 
-def write(engine, rows: list[dict[str, Any]]) -> None:
+def write(engine: Engine, rows: list[dict[str, Any]]) -> None:
     """Commit records through the hub's own writer (times as given: old ones for the test)."""
 
     async def main() -> None:
@@ -66,7 +66,7 @@ def records(n: int, *, age: timedelta, tag: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def checkpointed(engine, signer: Signer) -> AuditLog:
+def checkpointed(engine: Engine, signer: Signer) -> AuditLog:
     """Start and stop the log: the key is registered, every record integrated and covered by a
     signed checkpoint."""
     log = AuditLog(engine, signers=[signer], origin=ORIGIN, checkpoint_seconds=0)
@@ -79,22 +79,18 @@ def checkpointed(engine, signer: Signer) -> AuditLog:
     return log
 
 
-def seqs(engine) -> list[int]:
+def seqs(engine: Engine) -> list[int]:
     with engine.connect() as connection:
-        return [
-            int(s)
-            for s in connection.execute(
-                text("SELECT seq FROM exchange_record ORDER BY seq")
-            ).scalars()
-        ]
+        rows = connection.execute(text("SELECT seq FROM exchange_record ORDER BY seq")).all()
+        return [int(row.seq) for row in rows]
 
 
-def archive_rows(engine) -> list[Any]:
+def archive_rows(engine: Engine) -> list[Any]:
     with engine.connect() as connection:
         return list(connection.execute(text("SELECT * FROM audit_archive ORDER BY first_leaf")))
 
 
-def latest_checkpoint(engine) -> tuple[int, bytes]:
+def latest_checkpoint(engine: Engine) -> tuple[int, bytes]:
     with engine.connect() as connection:
         row = connection.execute(
             text("SELECT size, root FROM audit_checkpoint ORDER BY size DESC LIMIT 1")
@@ -102,7 +98,7 @@ def latest_checkpoint(engine) -> tuple[int, bytes]:
     return int(row.size), bytes(row.root)
 
 
-def assert_live_records_prove(engine) -> int:
+def assert_live_records_prove(engine: Engine) -> int:
     """Every record still in the database is in the tree at its leaf, with a proof that holds
     against the latest checkpoint."""
     store = TreeStore(engine)
@@ -134,7 +130,7 @@ def assert_verifies(path: Path, records: int) -> None:
     assert checked.records == records
 
 
-def assert_append_only(engine) -> None:
+def assert_append_only(engine: Engine) -> None:
     """An ordinary UPDATE or DELETE is still refused, archiving notwithstanding."""
     for statement in (
         "UPDATE exchange_record SET hub_status = 500",
@@ -234,7 +230,7 @@ def test_live_verification_passes_after_archiving(engine, signer, tmp_path):
     assert report.records == report.leaves - 40
 
 
-def register(engine, signer: Signer) -> None:
+def register(engine: Engine, signer: Signer) -> None:
     """The signing key in audit_key, as the log's start would put it."""
     with engine.begin() as connection:
         connection.execute(

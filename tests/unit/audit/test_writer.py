@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from audit.errors import AuditUnavailable
 from audit.records import Record, RecordKind
@@ -27,7 +27,7 @@ def engine(request, database_urls):
     engine.dispose()
 
 
-def _count(engine) -> int:
+def _count(engine: Engine) -> int:
     with engine.connect() as connection:
         return int(connection.execute(text("SELECT count(*) FROM exchange_record")).scalar_one())
 

@@ -102,7 +102,9 @@ class MemoryBroker:
 class ScriptedPusher:
     """Answers each message's attempts as its script says, then 200 (or 500 forever)."""
 
-    def __init__(self, script: dict[str, list[str]], forever: set[str], turns: dict[str, int]):
+    def __init__(
+        self, script: dict[str, list[str]], forever: set[str], turns: dict[str, int]
+    ) -> None:
         self.script, self.forever, self.turns = script, forever, turns
         self.calls: Counter[str] = Counter()
         self.pushes: list[Push] = []
