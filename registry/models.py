@@ -423,6 +423,101 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
+# ---------------------------------------------------------------- OAuth2 clients and token keys
+
+TokenAuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
+PRIVATE_KEY_JWT = "private_key_jwt"
+
+
+class OAuthClientCreate(SQLModel):
+    """A consumer's OAuth2 client: a secret (basic or post), or its public keys (private_key_jwt,
+    RFC 7523), given inline as a JWK set or as the URL where the consumer publishes them."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    label: str = Field(default="", max_length=100)
+    token_endpoint_auth_method: TokenAuthMethod = "client_secret_basic"  # noqa: S105
+    jwks: dict[str, Any] | None = None
+    jwks_uri: HttpUrl | None = None
+
+    @model_validator(mode="after")
+    def _keys_for_private_key_jwt(self) -> OAuthClientCreate:
+        if self.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+            if (self.jwks is None) == (self.jwks_uri is None):
+                raise RuleError("private_key_jwt needs exactly one of jwks or jwks_uri", at="jwks")
+        elif self.jwks is not None or self.jwks_uri is not None:
+            raise RuleError("jwks and jwks_uri are only for private_key_jwt", at="jwks")
+        if self.jwks is not None:
+            from registry.jwks import check_public_jwks  # joserfc, only when keys are given
+
+            check_public_jwks(self.jwks)
+        return self
+
+
+class OAuthClientPublic(SQLModel):
+    client_id: str
+    label: str
+    token_endpoint_auth_method: str
+    jwks: dict[str, Any] | None
+    jwks_uri: str | None
+    created_at: datetime
+    rotated_at: datetime | None
+    revoked_at: datetime | None
+
+
+class OAuthClientIssued(OAuthClientPublic):
+    client_secret: str | None  # shown once (None for private_key_jwt)
+
+
+class OAuthClient(SQLModel, table=True):
+    __tablename__ = "oauth_client"
+    __table_args__ = NEVER_REUSED
+    id: int | None = Field(default=None, primary_key=True)
+    consumer_id: int = Field(foreign_key="consumer.id", index=True)
+    client_id: str = Field(index=True, unique=True, max_length=40)
+    label: str = Field(default="", max_length=100)
+    token_endpoint_auth_method: str = Field(max_length=32)
+    secret_hash: str | None = Field(default=None, max_length=128)
+    jwks: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    jwks_uri: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow)
+    rotated_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class SigningKey(SQLModel, table=True):
+    """A key the hub signs access tokens with; the newest unretired one signs, every key whose
+    tokens may still be alive is published (JWKS), so every worker and replica agrees."""
+
+    __tablename__ = "token_signing_key"
+    __table_args__ = NEVER_REUSED
+    id: int | None = Field(default=None, primary_key=True)
+    kid: str = Field(index=True, unique=True, max_length=64)
+    alg: str = Field(max_length=16)
+    public_jwk: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    private_jwk: str  # sealed (registry/signing_keys.py)
+    created_at: datetime = Field(default_factory=utcnow)
+    retired_at: datetime | None = None
+
+
+class ConsumedAssertion(SQLModel, table=True):
+    """A client assertion's jti (RFC 7523 §3), kept until it expires so it cannot be replayed."""
+
+    __tablename__ = "oauth_consumed_assertion"
+    client_id: str = Field(primary_key=True, max_length=40)
+    jti: str = Field(primary_key=True, max_length=200)
+    expires_at: datetime = Field(index=True)
+
+
+class RevokedToken(SQLModel, table=True):
+    """An access token revoked before its expiry (RFC 7009), refused until it expires."""
+
+    __tablename__ = "oauth_revoked_token"
+    jti: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(max_length=40)
+    expires_at: datetime = Field(index=True)
+    revoked_at: datetime = Field(default_factory=utcnow)
+
+
 # ---------------------------------------------------------------- grants
 
 

@@ -17,6 +17,7 @@ from registry.models import (
     ConsumerCreate,
     ConsumerUpdate,
     Grant,
+    OAuthClient,
     Subscription,
     Topic,
 )
@@ -110,6 +111,8 @@ def delete_consumer(*, session: Session, consumer: Consumer) -> None:
         )
     for key in session.exec(select(ApiKey).where(ApiKey.consumer_id == consumer.id)):
         session.delete(key)
+    for client in session.exec(select(OAuthClient).where(OAuthClient.consumer_id == consumer.id)):
+        session.delete(client)
     session.flush()
     session.delete(consumer)
     session.flush()

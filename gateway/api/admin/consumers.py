@@ -1,4 +1,5 @@
-"""/admin/consumers and their API keys: administrators write; integrators read their agency's."""
+"""/admin/consumers, their API keys and OAuth2 clients: administrators write; integrators read
+their agency's."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from fastapi import APIRouter, Response
 
 from gateway.api.admin.context import AdminContext, AdminRoute, ManagerContext
 from gateway.api.deps import SettingsDep, WritesRegistry
-from registry.crud import access, apikeys
+from registry.crud import access, apikeys, oauth_clients
 from registry.crud import consumers as crud
 from registry.models import (
     ApiKeyCreate,
@@ -15,6 +16,9 @@ from registry.models import (
     ConsumerCreate,
     ConsumerPublic,
     ConsumerUpdate,
+    OAuthClientCreate,
+    OAuthClientIssued,
+    OAuthClientPublic,
 )
 
 router = APIRouter(prefix="/consumers", tags=["consumers"], route_class=AdminRoute)
@@ -98,3 +102,66 @@ def revoke_key(ctx: AdminContext, name: str, key_id: str) -> ApiKeyPublic:
     ctx.record("revoke_key", "consumer", name, {"key_id": [key_id, None]})
     ctx.commit()
     return ApiKeyPublic.model_validate(row)
+
+
+@router.post(
+    "/{name}/oauth-clients",
+    response_model=OAuthClientIssued,
+    status_code=201,
+    dependencies=[WritesRegistry],
+)
+def issue_client(
+    ctx: AdminContext, settings: SettingsDep, name: str, data: OAuthClientCreate
+) -> OAuthClientIssued:
+    """Issue an OAuth2 client (client credentials); its secret is shown in this answer only."""
+    consumer = crud.get_consumer(session=ctx.session, name=name)
+    issued = oauth_clients.issue_client(
+        session=ctx.session, consumer=consumer, data=data, pepper=settings.key_pepper
+    )
+    details = {
+        "client_id": [None, issued.client_id],
+        "token_endpoint_auth_method": [None, issued.token_endpoint_auth_method],
+    }
+    ctx.record("issue_oauth_client", "consumer", name, details)
+    ctx.commit()
+    return issued
+
+
+@router.get("/{name}/oauth-clients", response_model=list[OAuthClientPublic])
+def list_clients(ctx: AdminContext, name: str) -> list[OAuthClientPublic]:
+    """A consumer's OAuth2 clients (ids, methods and dates, never secrets or their hashes)."""
+    consumer = crud.get_consumer(session=ctx.session, name=name)
+    found = oauth_clients.list_clients(session=ctx.session, consumer=consumer)
+    return [OAuthClientPublic.model_validate(c, from_attributes=True) for c in found]
+
+
+@router.post(
+    "/{name}/oauth-clients/{client_id}/rotate",
+    response_model=OAuthClientIssued,
+    dependencies=[WritesRegistry],
+)
+def rotate_client(
+    ctx: AdminContext, settings: SettingsDep, name: str, client_id: str
+) -> OAuthClientIssued:
+    """Give a client a new secret (the old one stops working); shown in this answer only."""
+    consumer = crud.get_consumer(session=ctx.session, name=name)
+    issued = oauth_clients.rotate_client(
+        session=ctx.session, consumer=consumer, client_id=client_id, pepper=settings.key_pepper
+    )
+    ctx.record("rotate_oauth_client", "consumer", name, {"client_id": [client_id, client_id]})
+    ctx.commit()
+    return issued
+
+
+@router.delete(
+    "/{name}/oauth-clients/{client_id}",
+    response_model=OAuthClientPublic,
+    dependencies=[WritesRegistry],
+)
+def revoke_client(ctx: AdminContext, name: str, client_id: str) -> OAuthClientPublic:
+    """Revoke a client at once: no new tokens, and its tokens are refused from now on."""
+    consumer = crud.get_consumer(session=ctx.session, name=name)
+    row = oauth_clients.revoke_client(session=ctx.session, consumer=consumer, client_id=client_id)
+    ctx.record("revoke_oauth_client", "consumer", name, {"client_id": [client_id, None]})
+    ctx.commit()
+    return OAuthClientPublic.model_validate(row, from_attributes=True)
