@@ -29,6 +29,16 @@ class Settings(BaseSettings):
         description="An administrator key (lgsp_<id>.<secret>) created on start if absent.",
     )
     max_body_bytes: int = 1_048_576
+    # OAuth2 access tokens (POST /oauth2/token): who issues them, for whom, for how long.
+    token_issuer: str = Field(
+        default="https://lgsp.laichau.gov.vn",
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="The tokens' iss and the OAuth2 metadata's issuer (an https URL)",
+    )
+    token_audience: str | None = Field(
+        default=None, description="The tokens' aud, checked on the data plane (default: issuer)"
+    )
+    token_lifetime_seconds: int = Field(default=600, ge=30, le=86_400)
     registry_poll_seconds: float = 0.5
     audit_batch_max: int = 512
     # The audit log's Merkle tree: its name, its signing keys, how often it signs a checkpoint.
@@ -91,6 +101,10 @@ class Settings(BaseSettings):
                 "development (create one with `lgsp audit keys generate --key-file PATH`)"
             )
         return self
+
+    @property
+    def audience(self) -> str:
+        return self.token_audience or self.token_issuer
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,28 +1,47 @@
-"""Who is calling: an agency's application, by its consumer key (X-API-Key), checked against the
-in-memory snapshot of the registry (no database read per call)."""
+"""Who is calling: an agency's application, by its consumer key (X-API-Key) or an OAuth2 access
+token (Authorization: Bearer), checked against the in-memory snapshot of the registry (no
+database read per call)."""
 
 from __future__ import annotations
 
+from gateway.exchange import tokens
 from gateway.exchange.calls import Call
 from gateway.problems import Problem
 from gateway.runtime.snapshot import KeyEntry, Snapshot
 from registry import keys
 from registry.types import utcnow
 
-CHALLENGE = {"www-authenticate": 'ApiKey header="X-API-Key"'}
+CHALLENGE = {"www-authenticate": f'ApiKey header="X-API-Key", {tokens.challenge()}'}
 _NO_HASH = "0" * 64
+Caller = KeyEntry | tokens.TokenCaller
 
 
-def authenticate(headers: dict[str, str], snapshot: Snapshot, pepper: str, call: Call) -> KeyEntry:
-    """The caller's key entry, or a 401/403 problem. `call` learns the consumer and agency as
-    soon as they are known, so that a refused call is recorded with who made it."""
+def authenticate(
+    headers: dict[str, str],
+    snapshot: Snapshot,
+    pepper: str,
+    call: Call,
+    *,
+    verifier: tokens.Verifier,
+    target: tuple[str, str] | None = None,
+) -> Caller:
+    """The caller (by key or token), or a 401/403 problem. `call` learns the consumer and agency
+    as soon as they are known, so that a refused call is recorded with who made it. A token must
+    cover `target` (service, version) in its scope; a key's grants are checked afterwards."""
     presented = headers.get("x-api-key")
+    authorization = headers.get("authorization")
+    if not presented and authorization is not None:
+        caller = tokens.check(authorization, snapshot.tokens, verifier, call)
+        if target is not None:
+            tokens.require_scope(caller, *target)
+        return caller
     if not presented:
         raise Problem(
             401,
             "unauthenticated",
             "Authentication required",
-            "send the consumer's API key in the X-API-Key header",
+            "send an access token (Authorization: Bearer, from POST /oauth2/token) or the "
+            "consumer's API key in the X-API-Key header",
             headers=CHALLENGE,
         )
     parsed = keys.parse_key(presented)

@@ -18,7 +18,7 @@ import orjson
 from audit.records import RecordKind
 from connectors import errors as ce
 from connectors.base import UpstreamRequest
-from gateway.exchange import bodies, calls, consumers, grants, providers
+from gateway.exchange import bodies, calls, consumers, grants, providers, tokens
 from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
 from gateway.runtime import Runtime
 from gateway.runtime.snapshot import CompiledRoute, ServiceEntry
@@ -42,6 +42,7 @@ class DataPlane:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.pepper = runtime.settings.key_pepper
+        self.verifier = tokens.Verifier.from_settings(runtime.settings)
         self.max_body = runtime.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -108,7 +109,9 @@ class DataPlane:
         version = parts[1] if len(parts) > 1 else ""
         rest = "/" + parts[2] if len(parts) == 3 else "/"
         call.service, call.version = name[:63] or None, version[:8] or None
-        key = consumers.authenticate(headers, snapshot, self.pepper, call)
+        key = consumers.authenticate(
+            headers, snapshot, self.pepper, call, verifier=self.verifier, target=(name, version)
+        )
         service, route, path_params = self._locate(
             scope["method"], name, version, rest, snapshot.services, call
         )

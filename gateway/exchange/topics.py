@@ -4,9 +4,10 @@
     GET  /subscriptions/{name}/messages    read a group subscription from its positions
     POST /subscriptions/{name}/positions   commit what was read
 
-Callers authenticate with their consumer API key, as on the data plane. Every call, refused or
-not, leaves an exchange record: an accepted publish's record is committed in the transaction
-that stores its messages; any other's goes through the audit writer before the answer leaves.
+Callers authenticate with their consumer API key or access token, as on the data plane. Every
+call, refused or not, leaves an exchange record: an accepted publish's record is committed in
+the transaction that stores its messages; any other's goes through the audit writer before the
+answer leaves.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from audit.records import RecordKind
 from gateway.api.deps import CONSUMER_KEY
-from gateway.exchange import bodies, calls, consumers
+from gateway.exchange import bodies, calls, consumers, tokens
 from gateway.exchange.calls import Call
 from gateway.problems import Problem
 from gateway.runtime import Runtime
@@ -45,6 +46,10 @@ PULL_POLL_SECONDS = 0.25  # a long poll looks again this often (or when this pro
 PUBLISH_ROUTE = "POST /topics/{topic}/messages"
 READ_ROUTE = "GET /subscriptions/{name}/messages"
 COMMIT_ROUTE = "POST /subscriptions/{name}/positions"
+
+
+def _verifier(runtime: Runtime) -> tokens.Verifier:
+    return tokens.Verifier.from_settings(runtime.settings)
 
 
 def _headers(request: Request) -> dict[str, str]:
@@ -124,7 +129,9 @@ async def publish(
     try:
         snapshot = runtime.snapshot
         headers = _headers(request)
-        key = consumers.authenticate(headers, snapshot, runtime.settings.key_pepper, call)
+        key = consumers.authenticate(
+            headers, snapshot, runtime.settings.key_pepper, call, verifier=_verifier(runtime)
+        )
         entry = snapshot.topics.get(topic)
         if entry is None:
             raise Problem(404, "unknown-topic", "Unknown topic", f"there is no topic {topic}")
@@ -238,7 +245,9 @@ def _broker_problem(exc: MessagingError, topic: str) -> Problem:
 def _group(request: Request, name: str, call: Call) -> tuple[Runtime, SubscriptionEntry]:
     runtime: Runtime = request.app.state.runtime
     snapshot = runtime.snapshot
-    key = consumers.authenticate(_headers(request), snapshot, runtime.settings.key_pepper, call)
+    key = consumers.authenticate(
+        _headers(request), snapshot, runtime.settings.key_pepper, call, verifier=_verifier(runtime)
+    )
     entry = snapshot.subscriptions.get(name)
     if entry is None or entry.consumer != key.consumer:
         # Another consumer's subscription is not revealed.

@@ -28,7 +28,7 @@ from messaging.leases import Leases, holder_name
 from messaging.push import HttpPusher
 from messaging.relay import Relay
 from messaging.threads import Threads
-from registry import principals
+from registry import principals, signing_keys
 from registry.models import Connector as ConnectorRow
 from registry.revision import current
 from schemas.cache import ValidatorCache
@@ -158,6 +158,8 @@ class Runtime:
 
     def _prepare_database(self) -> None:
         migrate(self.engine)
+        with Session(self.engine) as session:
+            signing_keys.ensure_key(session)  # access tokens need a key: EdDSA on first start
         if self.settings.bootstrap_admin_key:
             with Session(self.engine) as session:
                 principals.ensure_bootstrap(

@@ -17,6 +17,7 @@ import orjson
 from sqlmodel import Session, select
 
 from connectors.base import Connector
+from gateway.runtime.tokens import TokenState, load_tokens
 from messaging.entries import SubscriptionEntry, TopicEntry, decode_secret
 from registry.models import (
     ApiKey,
@@ -111,6 +112,9 @@ class Snapshot:
     unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
     topics: dict[str, TopicEntry] = field(default_factory=dict)
     subscriptions: dict[str, SubscriptionEntry] = field(default_factory=dict)
+    tokens: TokenState = field(
+        default_factory=TokenState
+    )  # bearer tokens (gateway/exchange/tokens)
 
 
 def _contract(
@@ -244,6 +248,7 @@ def load(
         unavailable=unavailable,
         topics=topics,
         subscriptions=_subscriptions(session, topics, connector_headers or {}),
+        tokens=load_tokens(session, consumers),
     )
 
 
