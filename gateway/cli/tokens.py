@@ -36,9 +36,8 @@ def _rotate_key(args: argparse.Namespace) -> int:
         engine.dispose()
     print(f"new signing key {kid} ({args.alg}); every replica signs with it within a second")
     if pruned:
-        print(
-            f"removed keys retired over {settings.token_lifetime_seconds} s ago: {', '.join(pruned)}"
-        )
+        lifetime = settings.token_lifetime_seconds
+        print(f"removed keys retired over {lifetime} s ago: {', '.join(pruned)}")
     return 0
 
 
