@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import httpx
 import jwt as pyjwt
 import pytest
-from authlib.integrations.httpx_client import OAuth2Client
-from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7523 import PrivateKeyJWT  # type: ignore[import-untyped]
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey
 
@@ -36,10 +37,11 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 @pytest.fixture
 def world(make_world, upstream) -> World:
-    return make_world(base_url=upstream, routes=[ECHO_ROUTE], grant={}, decision=APPROVE)
+    made: World = make_world(base_url=upstream, routes=[ECHO_ROUTE], grant={}, decision=APPROVE)
+    return made
 
 
-def _verify_with_pyjwt(world: World, token: str, client_id: str) -> dict:
+def _verify_with_pyjwt(world: World, token: str, client_id: str) -> dict[str, Any]:
     settings = world.hub.settings
     jwks = pyjwt.PyJWKClient(f"{world.hub.url}/.well-known/jwks.json", timeout=10)
     key = jwks.get_signing_key_from_jwt(token)
@@ -77,7 +79,7 @@ def test_authlib_gets_a_token_with_a_secret_and_calls_a_service(world, method):
     assert (record["consumer"], record["hub_status"]) == (world.consumer, 200)
 
 
-def _es256_client(world: World) -> tuple[dict, ECKey, str]:
+def _es256_client(world: World) -> tuple[dict[str, Any], ECKey, str]:
     key = ECKey.generate_key("P-256", private=True)
     kid = key.thumbprint()
     public = {**key.as_dict(private=False), "kid": kid}

@@ -34,6 +34,8 @@ def token_request(
     hub: RunningHub, form: dict[str, str], *, basic: tuple[str, str] | None = None
 ) -> httpx.Response:
     with httpx.Client(base_url=hub.url, timeout=30) as client:
+        if basic is None:
+            return client.post("/oauth2/token", data=form)
         return client.post("/oauth2/token", data=form, auth=basic)
 
 
