@@ -300,3 +300,31 @@ def test_a_migration_killed_half_way_leaves_the_database_as_it_was(
             assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_oauth_clients_and_token_keys_come_and_go_with_their_migration(backend, database_urls):
+    """0010 adds the OAuth2 tables; its downgrade removes them and nothing else, and it can run
+    again."""
+    from alembic import command
+
+    from gateway.db.migrate import alembic_config
+
+    tables = {"oauth_client", "token_signing_key", "oauth_consumed_assertion",
+              "oauth_revoked_token"}  # fmt: skip
+    engine = make_engine(database_urls(backend))
+    try:
+        migrate(engine, "0009")
+        before = set(inspect(engine).get_table_names())
+        assert not tables & before
+        migrate(engine, "0010")
+        assert tables <= set(inspect(engine).get_table_names())
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0009")
+        assert set(inspect(engine).get_table_names()) == before
+        migrate(engine)
+        assert tables <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
