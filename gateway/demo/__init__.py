@@ -71,6 +71,14 @@ def _issue(hub: httpx.Client, url: str, body: dict[str, Any]) -> str:
     return key
 
 
+def _oauth_client(hub: httpx.Client, consumer: str) -> tuple[str, str]:
+    """An OAuth2 client of `consumer` (client_secret_basic): its id and its secret."""
+    answer = hub.post(f"/admin/consumers/{consumer}/oauth-clients", json={"label": "demo"})
+    answer.raise_for_status()
+    issued = answer.json()
+    return str(issued["client_id"]), str(issued["client_secret"])
+
+
 def _manifest_for(ports: dict[str, int], data_dir: Path) -> Path:
     """The bundled manifest, moved to the simulators' actual ports."""
     text = MANIFEST.read_text(encoding="utf-8")
@@ -156,6 +164,7 @@ def run_demo(
             return status
         with httpx.Client(base_url=hub_url, headers={"X-API-Key": admin}, timeout=10) as hub:
             consumer_key = _issue(hub, "/admin/consumers/mot-cua-laichau/keys", {"label": "demo"})
+            client = _oauth_client(hub, "mot-cua-laichau")
             keys = {
                 system: _issue(hub, f"/admin/consumers/{consumer}/keys", {"label": "demo"})
                 for system, consumer in PUBLISHERS.items()
@@ -198,7 +207,9 @@ def run_demo(
         )
         urls = {name: f"http://{host}:{port}" for name, port in ports.items()}
         audit = _audit_tour(hub_url, settings.database_url, data_dir, citizens)
-        _print_tour(hub_url, urls, manifest, admin, consumer_key, auditor_key, citizens, audit)
+        _print_tour(
+            hub_url, urls, manifest, admin, consumer_key, auditor_key, citizens, audit, client
+        )
         stop.wait()
         print("\nstopping…", flush=True)
     return 0
@@ -361,6 +372,7 @@ def _print_tour(
     auditor: str,
     citizens: Any,
     audit: str,
+    client: tuple[str, str],
 ) -> None:
     dossier = urls["dossier"]
     person = citizens.demo_citizen()
@@ -398,6 +410,7 @@ def _print_tour(
     lgsp = _lgsp()
     secrets = "\n".join(f"export {name}='{os.environ[name]}'" for name in DEMO_SECRETS)
     exported = manifest.parent / "registry.yaml"
+    get_token = f'curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials {hub}/oauth2/token'
     print(f"""Ready. Paste these in another terminal.
 
 # A commune officer submits a dossier; the dossier system verifies the applicant
@@ -415,6 +428,14 @@ curl -s -X POST {hub}/api/dan-cu/v1/cong-dan/xac-thuc -H "X-API-Key: $CONSUMER_K
 # … a number that contradicts its birth date: refused by the contract (422), before any call:
 curl -s -X POST {hub}/api/dan-cu/v1/cong-dan/xac-thuc -H "X-API-Key: $CONSUMER_KEY" \\
   -H 'X-Purpose: xac-thuc-ho-so' -H 'Content-Type: application/json' -d {contradicting}
+
+# The same consumer with an OAuth2 access token (client credentials): get one, call with it:
+export CLIENT_ID='{client[0]}'
+export CLIENT_SECRET='{client[1]}'
+{get_token}
+TOKEN=$({get_token} | {_from_json("access_token")})
+curl -s -X POST {hub}/api/dan-cu/v1/cong-dan/xac-thuc -H "Authorization: Bearer $TOKEN" \\
+  -H 'X-Purpose: xac-thuc-ho-so' -H 'Content-Type: application/json' -d {body}
 
 # Auditor: every access to this citizen's data (the hub hashes the number before searching):
 export AUDITOR_KEY='{auditor}'

@@ -131,7 +131,7 @@ def running_demo(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[
 def test_the_printed_tour_works(tmp_path: Path):
     with running_demo(tmp_path / "demo") as demo:
         env, commands = _commands(demo.tour)
-        assert {"CONSUMER_KEY", "AUDITOR_KEY", "LGSP_KEY"} <= set(env)
+        assert {"CONSUMER_KEY", "AUDITOR_KEY", "LGSP_KEY", "CLIENT_ID", "CLIENT_SECRET"} <= set(env)
         run_env = {**os.environ, **env}
 
         def run(command: str) -> subprocess.CompletedProcess[str]:
@@ -140,7 +140,7 @@ def test_the_printed_tour_works(tmp_path: Path):
             )
 
         curls = [c for _, c in commands if c.startswith("curl")]
-        assert len(curls) == 31, commands
+        assert len(curls) == 33, commands
         person = citizens.demo_citizen()
 
         dossier = json.loads(run(curls[0]).stdout)
@@ -157,15 +157,23 @@ def test_the_printed_tour_works(tmp_path: Path):
         assert contradicting["status"] == 422, contradicting
         assert "ngay_sinh" in json.dumps(contradicting, ensure_ascii=False)
 
-        trail = json.loads(run(curls[4]).stdout)["items"]
+        # The same consumer with an OAuth2 access token (client credentials).
+        token = json.loads(run(curls[4]).stdout)
+        assert token["token_type"] == "Bearer" and "dan-cu:" in token["scope"], token
+        fetch = next(c for _, c in commands if c.startswith("TOKEN=$(curl"))
+        with_token = json.loads(run(f"{fetch}\n{curls[5]}").stdout)
+        assert with_token["ket_qua"] is True, with_token
+
+        trail = json.loads(run(curls[6]).stdout)["items"]
         exchanges = [r for r in trail if r["service"] == "dan-cu"]
-        assert len(exchanges) == 4  # the dossier system's call, the direct call, two refusals
+        # the dossier system's call, the direct calls with a key and a token, two refusals
+        assert len(exchanges) == 5
         assert {r["hub_status"] for r in exchanges} == {200, 403, 422}
         assert all(person.so_dinh_danh not in json.dumps(r) for r in trail)
         request_ids = {r["request_id"] for r in exchanges}
         assert dossier["XacThucDanCu"]["MaYeuCau"] in request_ids
 
-        changes = json.loads(run(curls[5]).stdout)["items"]
+        changes = json.loads(run(curls[7]).stdout)["items"]
         assert changes and all(r["kind"] == "registry_change" for r in changes)
 
         lgsp = [c for _, c in commands if re.match(r"^\S*lgsp ", c)]
@@ -188,7 +196,7 @@ def test_the_printed_tour_works(tmp_path: Path):
                 r"^0 create, 0 update, \d+ unchanged \(dry run", dry_run.stdout, re.M
             ), dry_run.stdout
 
-        subjects = {s["subject"] for s in json.loads(run(curls[6]).stdout)}
+        subjects = {s["subject"] for s in json.loads(run(curls[8]).stdout)}
         assert {"dan-cu.cong-dan", "ho-so.trang-thai", "edxml.envelope"} <= subjects
         breaks = run(lgsp[3])
         assert breaks.returncode == 1, breaks.stdout + breaks.stderr
