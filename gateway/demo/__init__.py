@@ -410,7 +410,8 @@ def _print_tour(
     lgsp = _lgsp()
     secrets = "\n".join(f"export {name}='{os.environ[name]}'" for name in DEMO_SECRETS)
     exported = manifest.parent / "registry.yaml"
-    get_token = f'curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials {hub}/oauth2/token'
+    credentials = '-u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials'
+    get_token = f"curl -s {credentials} {hub}/oauth2/token"
     print(f"""Ready. Paste these in another terminal.
 
 # A commune officer submits a dossier; the dossier system verifies the applicant
