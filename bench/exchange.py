@@ -26,6 +26,7 @@ RESULTS = ROOT / "bench" / "results"
 DIRECT = "direct to upstream"
 PROXY = "nginx proxy"
 HUB = "hub, full pipeline"
+HUB_BEARER = "hub, full pipeline, bearer token"
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,9 @@ def database(options: Options, tmp: Path) -> Iterator[tuple[str, int | None]]:
 
 def bench_hub(
     options: Options, tmp: Path, *, upstream: nginx.Nginx, footer: list[str]
-) -> report.Row:
-    """The hub row: start, provision, check by hand, measure, then count the audit records."""
+) -> list[report.Row]:
+    """The hub rows: start, provision, check by hand, measure with the API key, count the audit
+    records; then the same exchange with an OAuth2 access token (Authorization: Bearer)."""
     with database(options, tmp) as (database_url, database_pid):
         _say(f"starting the hub ({options.workers} workers, {options.database})")
         with hub.running(
@@ -167,7 +169,21 @@ def bench_hub(
             )
             if records < answered:
                 footer.append("audit: FEWER RECORDS THAN ANSWERED REQUESTS")
-            return row
+            token = hub.access_token(running)
+            bearer = measure(
+                options,
+                target=HUB_BEARER,
+                url=running.url + hub.API_PATH,
+                lua=wrk.script(
+                    tmp / "bearer.lua",
+                    body=payloads.REQUEST_BYTES,
+                    headers=hub.bearer_headers(token),
+                ),
+                watched={"nginx": upstream.pid, "hub": running.pid}
+                | ({"postgresql": database_pid} if database_pid else {}),
+            )
+            running.check_alive()
+            return [row, bearer]
 
 
 def run(options: Options) -> int:
@@ -198,7 +214,7 @@ def run(options: Options) -> int:
                     )
                 )
             try:
-                rows.append(bench_hub(options, tmp, upstream=server, footer=footer))
+                rows.extend(bench_hub(options, tmp, upstream=server, footer=footer))
             except hub.BenchError as exc:
                 failed = True
                 _say(f"the hub could not be measured: {exc}")
@@ -223,9 +239,9 @@ def run(options: Options) -> int:
         f"target after {options.warmup:g} s of warm-up; every request is a POST of the same "
         f"{len(payloads.REQUEST_BYTES):,}-byte JSON document, the provider answers a "
         f"{len(payloads.CITIZEN_BYTES):,}-byte JSON citizen record",
-        f"- hub: {options.workers} workers, {options.database} database; full pipeline: API key, "
-        "grant and purpose, request schema, connector call, response schema, field projection, "
-        "audit record committed",
+        f"- hub: {options.workers} workers, {options.database} database; full pipeline: API key "
+        "(or an access token, EdDSA-signed JWT, on the bearer row), grant and purpose, request "
+        "schema, connector call, response schema, field projection, audit record committed",
         f"- shared CPU: wrk, nginx (provider and proxy) and the hub all run on the same "
         f"{machine.cores()} cores, so each row also pays for its load generator",
     ]

@@ -201,6 +201,29 @@ def consumer_headers(key: str) -> dict[str, str]:
     return {"X-API-Key": key, "X-Purpose": payloads.PURPOSE, "Content-Type": "application/json"}
 
 
+def access_token(hub: Hub) -> str:
+    """An access token of the bench consumer (an OAuth2 client, client_secret_basic), issued
+    for the hub's default lifetime (600 s: longer than a bench run)."""
+    with httpx.Client(base_url=hub.url, headers={"X-API-Key": hub.admin_key}, timeout=10) as admin:
+        client = _ok(admin.post(f"/admin/consumers/{CONSUMER}/oauth-clients", json={}))
+    with httpx.Client(base_url=hub.url, timeout=10) as consumer:
+        answer = consumer.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client["client_id"], client["client_secret"]),
+        )
+    token: str = _ok(answer, 200)["access_token"]
+    return token
+
+
+def bearer_headers(token: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {token}",
+        "X-Purpose": payloads.PURPOSE,
+        "Content-Type": "application/json",
+    }
+
+
 def check_exchange(hub: Hub, *, key: str, workers: int) -> dict[str, Any]:
     """One call by hand must answer 200 with exactly the granted fields, on every worker.
 
