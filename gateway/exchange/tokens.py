@@ -126,12 +126,13 @@ def check(
     except ExpiredTokenError:
         raise _invalid("expired-token", "Expired token", "the token has expired") from None
     except (InvalidClaimError, MissingClaimError) as exc:
-        raise _invalid(
-            "invalid-token",
-            "Invalid token",
-            f"the token's {exc.claim} is missing or not this hub's (iss {verifier.issuer}, "
-            f"aud {verifier.audience})",
-        ) from None
+        detail = f"the token's {exc.claim} is missing or malformed"
+        if exc.claim in ("iss", "aud"):
+            detail = (
+                f"the token's {exc.claim} is not this hub's (iss {verifier.issuer}, "
+                f"aud {verifier.audience})"
+            )
+        raise _invalid("invalid-token", "Invalid token", detail) from None
     except JoseError:
         detail = "the token's claims are not valid"
         raise _invalid("invalid-token", "Invalid token", detail) from None

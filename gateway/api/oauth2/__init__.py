@@ -11,6 +11,7 @@ published keys and metadata, and introspection and revocation for administrators
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from audit.changes import record_change
@@ -37,6 +39,7 @@ from registry.jwks import ASSERTION_ALGS, SIGNING_ALGS
 from registry.models import RevokedToken
 from registry.types import Role
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["oauth2"])
 _JWKS_CACHE = assertions.JwksCache()
 
@@ -44,8 +47,12 @@ IntrospectorDep = Annotated[Actor, Depends(require_roles(Role.ADMINISTRATOR, Rol
 RevokerDep = Annotated[Actor, Depends(require_roles(Role.ADMINISTRATOR))]
 
 
-def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+def _json(
+    body: dict[str, Any], headers: dict[str, str] | None = None, *, status: int = 200
+) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 @router.post("/oauth2/token", response_class=Response)
@@ -56,6 +63,16 @@ async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
         return await token.issue(request, runtime, form, _JWKS_CACHE)
     except OAuth2Error as exc:
         return exc.response()
+    except SQLAlchemyError as exc:  # logged without its statement: it may hold a client's jti
+        log.warning("token endpoint: the database did not answer (%s)", type(exc).__name__)
+        return _json(
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "the hub's database did not answer; try again",
+            },
+            {**NO_STORE, "retry-after": "1"},
+            status=503,
+        )
 
 
 @router.get("/.well-known/jwks.json", response_class=Response)

@@ -132,8 +132,8 @@ async def verify(
     except JoseError:
         raise _refused("client_assertion claims are not valid") from None
     exp, jti = claims["exp"], claims["jti"]
-    if not isinstance(jti, str) or not 0 < len(jti) <= 200:
-        raise _refused("client_assertion jti must be a string of 1 to 200 characters")
+    if not isinstance(jti, str) or not 0 < len(jti) <= 200 or not jti.isprintable():
+        raise _refused("client_assertion jti must be 1 to 200 printable characters")
     if not isinstance(exp, int) or exp > time.time() + MAX_ASSERTION_SECONDS + 60:
         raise _refused(f"client_assertion must expire within {MAX_ASSERTION_SECONDS} seconds")
     return Assertion(jti=jti, expires_at=datetime.fromtimestamp(exp, UTC))

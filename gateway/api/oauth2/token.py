@@ -41,6 +41,7 @@ from registry.models import (
 from registry.types import GrantStatus, as_utc, utcnow
 
 GRANT_TYPE = "client_credentials"
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 SCOPE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?:(?:v[1-9][0-9]{0,3}|\*)$")
 _NO_HASH = "0" * 64
 _SIGNERS: dict[str, signing_keys.TokenKey] = {}  # kid -> private key, parsed once
@@ -93,6 +94,18 @@ def _unverified_subject(assertion: str) -> str:
 
 def presented(request: Request, form: dict[str, str]) -> Presented:
     """How the client authenticates (exactly one way, RFC 6749 §2.3)."""
+    who = _presented(request, form)
+    if not CLIENT_ID_RE.fullmatch(who.client_id):  # never a hub's: no lookup for it
+        raise OAuth2Error(
+            "invalid_client",
+            "unknown client",
+            status=401,
+            basic=who.method == "client_secret_basic",
+        )
+    return who
+
+
+def _presented(request: Request, form: dict[str, str]) -> Presented:
     authorization = request.headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
     ways = [
@@ -180,7 +193,7 @@ def _scope(requested: str | None, granted: frozenset[str]) -> list[str]:
     if not requested or not requested.strip():
         return sorted(granted)
     items = requested.split()
-    bad = [i for i in items if not SCOPE_RE.match(i)]
+    bad = [i for i in items if not SCOPE_RE.fullmatch(i)]
     if bad:
         raise OAuth2Error(
             "invalid_scope", f"{bad[0][:100]!r} is not a scope: use service:version or service:*"

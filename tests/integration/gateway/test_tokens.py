@@ -157,6 +157,9 @@ def test_client_assertions_are_checked(world):
     oauth_error(_assert_with(world, cid, elsewhere), 401, "invalid_client")
     other = _assertion(cid, key, kid, token_url, iss="lgspc_someoneelse")
     oauth_error(_assert_with(world, cid, other), 401, "invalid_client")
+    # A jti no database may hold (a NUL): refused, nothing stored.
+    nul = _assertion(cid, key, kid, token_url, jti="a\x00b")
+    oauth_error(_assert_with(world, cid, nul), 401, "invalid_client")
     # The wrong assertion type.
     form = {"grant_type": "client_credentials", "client_assertion_type": "urn:x",
             "client_assertion": _assertion(cid, key, kid, token_url)}  # fmt: skip
@@ -197,6 +200,17 @@ def test_the_token_endpoint_refuses_in_the_oauth2_format(world):
     with httpx.Client(base_url=world.hub.url, timeout=30) as raw:
         as_json = raw.post("/oauth2/token", json=grant, auth=(cid, secret))
     oauth_error(as_json, 400, "invalid_request")
+    # Ids and secrets no client has, with a NUL, over long, not UTF-8 once decoded: refused.
+    for weird in ("lgspc_\x00", "x" * 5000, "ä"):
+        oauth_error(token_request(world.hub, grant, basic=(weird, "s")), 401, "invalid_client")
+    odd_post = {**grant, "client_id": "lgspc_\u0000", "client_secret": "s"}
+    oauth_error(token_request(world.hub, odd_post), 400, "invalid_request")
+    with httpx.Client(base_url=world.hub.url, timeout=30) as raw:
+        bad_basic = raw.post(
+            "/oauth2/token", data=grant, headers={"Authorization": "Basic !!notbase64"}
+        )
+    oauth_error(bad_basic, 401, "invalid_client")
+    assert bad_basic.headers["www-authenticate"].startswith("Basic")
 
 
 def test_a_requested_scope_narrows_the_token(world):
