@@ -13,6 +13,8 @@ import jwt as pyjwt
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7523 import PrivateKeyJWT  # type: ignore[import-untyped]
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey
 
@@ -298,3 +300,50 @@ def test_a_disabled_consumer_gets_no_token_and_its_tokens_are_refused(world):
         400,
         "unauthorized_client",
     )  # fmt: skip
+
+
+_printable = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=300)
+_token_like = st.builds(
+    lambda a, b, c: f"{a}.{b}.{c}",
+    st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=", max_size=80
+    ),
+    st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=", max_size=80
+    ),
+    st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=", max_size=80
+    ),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(authorization=_printable | _token_like.map(lambda t: f"Bearer {t}"))
+def test_any_authorization_header_is_a_401_problem(world, authorization):
+    answer = call(world, authorization=authorization)
+    assert answer.status_code == 401, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.headers["www-authenticate"]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    form=st.dictionaries(
+        st.sampled_from(
+            ["grant_type", "client_id", "client_secret", "scope", "client_assertion",
+             "client_assertion_type", "x"]
+        ),
+        st.text(max_size=100) | st.just("client_credentials"),
+    ),
+    basic=st.none() | st.tuples(_printable, _printable),
+)  # fmt: skip
+def test_any_token_request_is_an_oauth2_error(world, form, basic):
+    answer = token_request(world.hub, form, basic=basic)
+    assert answer.status_code in (400, 401), answer.text
+    assert answer.json()["error"] in {
+        "invalid_request", "invalid_client", "unsupported_grant_type", "invalid_scope"
+    }  # fmt: skip
