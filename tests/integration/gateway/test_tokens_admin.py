@@ -74,6 +74,21 @@ def test_clients_are_issued_listed_rotated_and_revoked_with_their_secret_shown_o
         assert first not in str(record) and second not in str(record)
 
 
+def test_a_consumer_is_deleted_with_its_clients(world):
+    with world.hub.admin() as admin:
+        name = f"gone-{world.consumer}"
+        made = admin.post(
+            "/admin/consumers", json={"name": name, "agency_code": world.agency, "title": "App"}
+        )
+        assert made.status_code == 201, made.text
+    client = client_for(world.hub, name)
+    with world.hub.admin() as admin:
+        assert admin.delete(f"/admin/consumers/{name}").status_code == 204
+    form = {"grant_type": "client_credentials"}
+    answer = token_request(world.hub, form, basic=(client["client_id"], client["client_secret"]))
+    assert answer.status_code == 401, answer.text
+
+
 def test_bad_client_registrations_are_422(world):
     key = ECKey.generate_key("P-256", private=True)
     private = {**key.as_dict(private=True), "kid": "k1"}
