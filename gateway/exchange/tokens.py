@@ -4,6 +4,7 @@ database read, and refused as RFC 6750 says (401 invalid_token, 403 insufficient
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from gateway.settings import Settings
 from registry.jwks import REGISTRY, SIGNING_ALGS
 
 REALM = "lgsp"
+VERIFIED_CACHE = 4096  # tokens whose signature was verified, kept per snapshot
 ACCESS_TOKEN_TYPE = "at+jwt"  # RFC 9068 §2.1  # noqa: S105 - a media type, not a secret
 
 
@@ -66,9 +68,25 @@ def _invalid(kind: str, title: str, detail: str) -> Problem:
     )
 
 
+@functools.cache
+def _rules(issuer: str, audience: str) -> jwt.JWTClaimsRegistry:
+    """The claims an access token of this hub must carry (stateless: made once)."""
+    return jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": audience},
+        exp={"essential": True},
+        sub={"essential": True},
+        jti={"essential": True},
+        client_id={"essential": True},
+    )
+
+
 def verified_claims(token: str, state: TokenState) -> dict[str, Any]:
     """The claims of a token this hub signed with a key it publishes (signature and typ only),
-    or a 401 problem."""
+    or a 401 problem. The claims returned are shared: never change them."""
+    cached = state.verified.get(token)
+    if cached is not None:
+        return cached
     try:
         header = jws.extract_compact(token.encode()).protected
     except (JoseError, ValueError, TypeError):
@@ -94,7 +112,11 @@ def verified_claims(token: str, state: TokenState) -> dict[str, Any]:
         raise _invalid("invalid-token", "Invalid token", detail) from None
     if decoded.header.get("typ") != ACCESS_TOKEN_TYPE:
         raise _invalid("invalid-token", "Invalid token", "the token is not an access token (typ)")
-    return dict(decoded.claims)
+    claims = dict(decoded.claims)
+    if len(state.verified) >= VERIFIED_CACHE:
+        state.verified.clear()  # simple bound: at worst each live token is verified once more
+    state.verified[token] = claims
+    return claims
 
 
 def check(
@@ -113,16 +135,8 @@ def check(
             headers={"www-authenticate": challenge("invalid_request", "malformed header")},
         )
     claims = verified_claims(token, state)
-    rules = jwt.JWTClaimsRegistry(
-        iss={"essential": True, "value": verifier.issuer},
-        aud={"essential": True, "value": verifier.audience},
-        exp={"essential": True},
-        sub={"essential": True},
-        jti={"essential": True},
-        client_id={"essential": True},
-    )
     try:
-        rules.validate(claims)
+        _rules(verifier.issuer, verifier.audience).validate(claims)
     except ExpiredTokenError:
         raise _invalid("expired-token", "Expired token", "the token has expired") from None
     except (InvalidClaimError, MissingClaimError) as exc:

@@ -31,6 +31,11 @@ class TokenState:
     clients: dict[str, ClientEntry] = field(default_factory=dict)
     revoked: frozenset[str] = frozenset()  # jtis
     jwks: tuple[dict[str, Any], ...] = ()  # the public keys as published, newest first
+    # Tokens whose signature this snapshot's keys verified, with their claims: a signature check
+    # costs far more than the rest of a call's checks, and a client sends the same token for
+    # minutes. Per snapshot, so a key that is no longer published verifies nothing any more;
+    # the claims (exp, client, revocation) are still checked on every call.
+    verified: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def load_tokens(session: Session, consumers: dict[int | None, Consumer]) -> TokenState:
