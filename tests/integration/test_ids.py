@@ -37,6 +37,7 @@ def test_every_table_with_generated_ids_is_checked() -> None:
             "connector", "service", "consumer", "apikey", "grant", "principal", "topic",
             "subscription", "schema_document", "schema_version", "message", "dead_letter",
             "exchange_record", "audit_checkpoint", "audit_archive", "grant_decision",
+            "oauth_client", "token_signing_key",
         ]
     )  # fmt: skip
 
