@@ -18,9 +18,10 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from audit.changes import record_change
 from gateway.api.deps import (
@@ -37,7 +38,7 @@ from gateway.problems import Problem
 from registry import revision
 from registry.jwks import ASSERTION_ALGS, SIGNING_ALGS
 from registry.models import RevokedToken
-from registry.types import Role
+from registry.types import Role, utcnow
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["oauth2"])
@@ -139,6 +140,8 @@ def _revoke(engine: Engine, entry: RevokedToken, actor: Actor, rid: str | None) 
     with Session(engine) as session:
         if session.get(RevokedToken, entry.jti) is not None:
             return
+        # Tokens past their expiry are refused anyway: their ids need not be kept.
+        session.execute(delete(RevokedToken).where(col(RevokedToken.expires_at) < utcnow()))
         session.add(entry)
         revision.bump(session)  # every replica's snapshot learns the revoked id
         record_change(
