@@ -20,10 +20,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, col
 
 from audit.changes import record_change
+from gateway.api.admin.context import database_problem
 from gateway.api.deps import (
     Actor,
     RequestIdDep,
@@ -177,5 +178,8 @@ async def revoke(
         entry = RevokedToken(
             jti=jti[:64], client_id=client_id[:40], expires_at=datetime.fromtimestamp(exp, UTC)
         )
-        await asyncio.to_thread(_revoke, runtime.engine, entry, actor, rid)
+        try:
+            await asyncio.to_thread(_revoke, runtime.engine, entry, actor, rid)
+        except (IntegrityError, OperationalError, DataError) as exc:
+            raise database_problem(exc, request.url.path) from None
     return Response(status_code=200)
