@@ -320,7 +320,7 @@ _token_like = st.builds(
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(authorization=_printable | _token_like.map(lambda t: f"Bearer {t}"))
+@given(authorization=_printable.map(str.strip) | _token_like.map(lambda t: f"Bearer {t}"))
 def test_any_authorization_header_is_a_401_problem(world, authorization):
     answer = call(world, authorization=authorization)
     assert answer.status_code == 401, answer.text
