@@ -160,9 +160,11 @@ def test_the_upgrade_keeps_every_row_and_never_gives_an_id_again(backend, databa
         assert schema(engine, tables) == schema_before
         migrate(engine)
 
+        # Later migrations add columns at the end of their table: compare the columns of 0005.
+        width = {t: len(rows[0]) for t, rows in rows_before.items() if rows}
         with engine.begin() as connection:
             made = Rows(connection)
-            assert {t: made.rows(t) for t in tables} == rows_before
+            assert {t: [r[: width.get(t)] for r in made.rows(t)] for t in tables} == rows_before
             given = {t: made.insert(t) for t in tables}
         assert {t: given[t] > highest[t] for t in tables} == dict.fromkeys(tables, True), given
         refused = [
@@ -294,9 +296,11 @@ def test_a_migration_killed_half_way_leaves_the_database_as_it_was(
             ).all()
         assert (version, leftovers) == ("0005", [])
         migrate(engine)  # the next start
+        # Later migrations add columns at the end of their table: compare the columns of 0005.
+        width = {t: len(rows[0]) for t, rows in before.items() if rows}
         with engine.connect() as connection:
             made = Rows(connection)
-            assert {t: made.rows(t) for t in before} == before
+            assert {t: [r[: width.get(t)] for r in made.rows(t)] for t in before} == before
             assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
     finally:
         engine.dispose()
