@@ -26,7 +26,8 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", response_model=None)
 def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
     """The hub can serve: database reachable, registry loaded. A stopped audit tree, or messaging
-    set aside or failing, leaves it serving (200) with `status` "degraded" and why."""
+    set aside or failing, leaves it serving (200) with `status` "degraded" and why. Providers'
+    health is shown under `connectors` and never makes the hub unready or degraded."""
     try:
         with runtime.engine.connect() as connection:
             tree = connection.execute(text("SELECT size FROM audit_tree WHERE id = 1")).scalar()
@@ -61,6 +62,9 @@ def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
             "integration_stopped": halted,  # why the tree stopped growing, if it did
         },
         "messaging": messaging,
+        # A provider that is down is its connector's problem, not this replica's: taking the hub
+        # out of the load balancer would stop every other service too, and no restart cures it.
+        "connectors": runtime.health.summary(),
     }
 
 

@@ -31,6 +31,8 @@ from registry.models import (
 
 MAX_SECRET = 4000
 FIXED = ("agency_code", "kind")  # services depend on them: delete and recreate to change
+# Written apart from the plain columns, by `store`.
+BLOCKS = {"auth", "options", "retry", "base_urls", "failover", "health", "breaker", "tls"}
 AUTH_DEFAULTS = ConnectorAuth().model_dump(mode="json")
 
 
@@ -97,9 +99,21 @@ def _check(session: Session, data: ConnectorCreate) -> None:
         raise Invalid.at("/agency_code", f"there is no agency {data.agency_code}")
 
 
-def _store(connector: Connector, data: ConnectorCreate) -> None:
+def store(connector: Connector, data: ConnectorCreate) -> None:
+    """Write `data` into the row: secrets into their write-only columns, blocks as JSON."""
     connector.sqlmodel_update(
-        data.model_dump(exclude={"auth", "options", "retry", "base_urls", "failover"})
+        data.model_dump(
+            exclude={
+                "auth",
+                "options",
+                "retry",
+                "base_urls",
+                "failover",
+                "health",
+                "breaker",
+                "tls",
+            }
+        )
         | {"failover": data.failover.value}
     )
     urls = list(data.base_urls or [])
@@ -143,7 +157,7 @@ def create_connector(
     connector = Connector(
         name=data.name, agency_code=data.agency_code, kind=data.kind, base_url=data.base_url
     )
-    _store(connector, data)
+    store(connector, data)
     session.add(connector)
     session.flush()
     changes = created(_desired(data))
@@ -170,7 +184,7 @@ def replace_connector(
     if tls_key_changed(connector, data):
         changes["tls.client_key"] = [SECRET_HIDDEN, SECRET_CHANGED]
     if changes:
-        _store(connector, data)
+        store(connector, data)
         session.add(connector)
         session.flush()
     return changes
