@@ -352,7 +352,7 @@ def test_connectors_stored_before_0013_keep_their_behaviour_and_it_reverses(
         columns = {c["name"] for c in inspect(engine).get_columns("connector")}
         assert columns.isdisjoint({"base_urls", "failover", "health", "breaker", "tls", "tls_key"})
         with engine.connect() as connection:
-            kept = connection.execute(text("SELECT base_url FROM connector")).scalars().all()
-        assert kept == ["http://dan-cu.local"]
+            kept = connection.execute(text("SELECT base_url FROM connector")).all()
+        assert [tuple(r) for r in kept] == [("http://dan-cu.local",)]
     finally:
         engine.dispose()
