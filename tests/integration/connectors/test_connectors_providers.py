@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from connectors.health import HealthMonitor
 from connectors.http_connector import HttpConnector
 from gateway.exchange.providers import connector_problem
 from registry.models import Route
+from tests.conftest import free_port
 from tests.integration.connectors.connector_upstreams import (
     Provider,
     ProviderState,
@@ -46,13 +46,6 @@ def http_connector(row: Any) -> HttpConnector:
     connector = create_connector(row)
     assert isinstance(connector, HttpConnector)
     return connector
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # ---------------------------------------------------------------- failover
