@@ -12,14 +12,26 @@ connector that says nothing gets a breaker and no health checks (no `health_path
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from registry.types import RuleError
 
 MAX_PEM = 64 * 1024
+
+# A path on every base URL, without query or fragment: "/health", "/ws/status".
+HealthPath = Annotated[str, StringConstraints(pattern=r"^/[^?#\s]{0,499}$")]
 
 
 class Failover(StrEnum):

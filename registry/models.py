@@ -22,7 +22,13 @@ from pydantic import (
 from sqlalchemy import JSON, Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from registry.connector_settings import BreakerPolicy, ConnectorTls, Failover, HealthCheck
+from registry.connector_settings import (
+    BreakerPolicy,
+    ConnectorTls,
+    Failover,
+    HealthCheck,
+    HealthPath,
+)
 from registry.types import (
     NEVER_REUSED,
     AgencyCode,
@@ -147,7 +153,8 @@ class ConnectorBase(SQLModel):
     # It never runs past the exchange deadline, retry.max_delay, which is at most 120 s.
     attempt_deadline: float | None = Field(default=None, gt=0, le=120)
     max_connections: int = Field(default=100, ge=1, le=1000)
-    health_path: str | None = None
+    # GET {each base URL}{health_path}: active health checks (registry/connector_settings.py).
+    health_path: HealthPath | None = None
 
     def attempt_deadline_or_default(self) -> float:
         """The attempt deadline in force (the exchange deadline may cut it shorter)."""
@@ -215,7 +222,7 @@ class ConnectorUpdate(SQLModel):
     read_timeout: float | None = Field(default=None, gt=0, le=300)
     attempt_deadline: float | None = Field(default=None, gt=0, le=120)  # null: the default
     max_connections: int | None = Field(default=None, ge=1, le=1000)
-    health_path: str | None = None
+    health_path: HealthPath | None = None
     auth: ConnectorAuth | None = None
     options: ConnectorOptions | None = None
     retry: RetryPolicy | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from typing import Any
 
 import pytest
 import trustme
@@ -57,6 +58,8 @@ def stored_key(reg: Registry, name: str) -> str | None:
         ({"tls": {"ca_bundle": "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----"}},
          "/tls/ca_bundle"),
         ({"tls": {"verify": False}}, "/tls/verify"),
+        ({"health_path": "health"}, "/health_path"),
+        ({"health_path": "/health?full=1"}, "/health_path"),
     ],
 )  # fmt: skip
 def test_provider_settings_rules(
@@ -127,7 +130,8 @@ def test_the_tls_key_is_write_only(reg: Registry, base: Base) -> None:
 
 def test_the_health_of_a_provider_in_the_admin_api_and_readyz(reg: Registry, base: Base) -> None:
     with UvicornThread(build_app(ProviderState())) as provider:
-        health = {"interval": 0.2, "timeout": 0.2, "healthy_threshold": 1}
+        health = {"interval": 0.2, "timeout": 0.2, "healthy_threshold": 1,
+                  "unhealthy_threshold": 1}  # fmt: skip
         name = reg.connector(
             base.agency, base_url=provider + "/echo", health_path="/health", health=health
         )["name"]
@@ -143,7 +147,17 @@ def test_the_health_of_a_provider_in_the_admin_api_and_readyz(reg: Registry, bas
         history = report["history"]
         assert isinstance(history, list) and history[-1]["ok"] is True
         ready = ok(reg.client.get("/readyz"))
+        assert ready["status"] == "ready"
         assert ready["connectors"][name]["state"] == "healthy"
+        assert ready["connectors"][name]["breaker"] == "closed"
+
+    # The provider is gone: the connector turns unhealthy, the hub stays ready.
+    def unhealthy() -> dict[str, Any] | None:
+        answer = ok(reg.client.get("/readyz"))
+        return answer if answer["connectors"][name]["state"] == "unhealthy" else None
+
+    ready = wait_until(unhealthy, timeout=15, what=f"{name} to be unhealthy")
+    assert ready["status"] == "ready" and ready["connectors"][name]["last_error"]
 
     unchecked = reg.connector(base.agency)["name"]
     answer = ok(reg.client.get(f"/admin/connectors/{unchecked}/health"))
