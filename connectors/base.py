@@ -27,6 +27,7 @@ class UpstreamResponse:
     body: Any  # JSON (for SOAP, the reply converted to JSON)
     attempts: int = 1
     headers: dict[str, str] = field(default_factory=dict)
+    upstream: int = 0  # which of the connector's base URLs served it (0: the first)
 
 
 class Connector(Protocol):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from connectors.http import MAX_BODY_BYTES, ClientSettings
+from registry.connector_settings import BreakerPolicy, Failover, HealthCheck
 from registry.models import Connector, ConnectorAuth, ConnectorOptions, RetryPolicy
 
 
@@ -18,6 +19,15 @@ class HttpConfig:
     options: ConnectorOptions
     attempt_deadline: float  # the exchange deadline is retry.max_delay (connectors/deadline.py)
     max_body: int = MAX_BODY_BYTES
+    base_urls: tuple[str, ...] = ()  # every URL, base_url first (connectors/failover.py)
+    failover: Failover = Failover.IN_ORDER
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    health: HealthCheck = field(default_factory=HealthCheck)
+    health_path: str | None = None  # None: no active health checks
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return self.base_urls or (self.base_url,)
 
     def __repr__(self) -> str:
         return f"HttpConfig(name={self.name!r}, base_url={self.base_url!r})"
@@ -31,10 +41,16 @@ class HttpConfig:
                 max_connections=row.max_connections,
                 connect_timeout=row.connect_timeout,
                 read_timeout=row.read_timeout,
+                tls=row.tls_config(),
             ),
             retry=RetryPolicy.model_validate(row.retry or {}),
             auth=row.auth_config(),
             options=ConnectorOptions.model_validate(row.options or {}),
             attempt_deadline=row.attempt_deadline_or_default(),
             max_body=max_body,
+            base_urls=tuple(url.rstrip("/") for url in row.urls()),
+            failover=Failover(row.failover),
+            breaker=BreakerPolicy.model_validate(row.breaker or {}),
+            health=HealthCheck.model_validate(row.health or {}),
+            health_path=row.health_path,
         )

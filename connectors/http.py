@@ -10,6 +10,7 @@ tests and tools.)
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from connectors.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from connectors.tls import ssl_context
+from registry.connector_settings import ConnectorTls
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 USER_AGENT = "lgsp-hub/0.1"
@@ -38,6 +41,7 @@ class ClientSettings:
     max_connections: int
     connect_timeout: float
     read_timeout: float
+    tls: ConnectorTls | None = None  # a CA bundle and/or a client certificate (mutual TLS)
 
 
 @dataclass(slots=True)
@@ -61,6 +65,8 @@ class Client:
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        # Built now, not on first use: a certificate that does not load breaks the connector.
+        self._ssl: ssl.SSLContext | bool = ssl_context(settings.tls) if settings.tls else True
         # `connect` covers waiting for a free pooled connection plus connecting: a queued request
         # waits at most as long as one request may take.
         self._timeout = aiohttp.ClientTimeout(
@@ -75,6 +81,7 @@ class Client:
             limit=self.settings.max_connections,
             limit_per_host=0,
             keepalive_timeout=KEEPALIVE_SECONDS,
+            ssl=self._ssl,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

@@ -2,7 +2,9 @@
 
 A kind (rest, soap) says how to turn an UpstreamRequest into an HTTP request (`prepare`, once per
 call, outside the retry loop) and how to read the provider's answer (`interpret`, which raises a
-ConnectorError for anything but a usable answer). Everything else happens here, once.
+ConnectorError for anything but a usable answer). Everything else happens here, once: the
+circuit breaker (connectors/breaker.py), the base URL of each attempt (connectors/failover.py),
+the retries and deadlines, and the active health check of the provider (connectors/health.py).
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from typing import Any, ClassVar
 
 from connectors.auth import ISSUER, build_auth
 from connectors.base import UpstreamRequest, UpstreamResponse
+from connectors.breaker import Breaker
 from connectors.config import HttpConfig
 from connectors.deadline import Limit, Progress, within
+from connectors.errors import ConnectorError
+from connectors.failover import Upstreams
 from connectors.http import Client, Reply
 from connectors.retry import Retrier
+from connectors.status import error_for_status
 from registry.types import AuthType, ConnectorKind
 
 # Provider headers worth handing back to the consumer; the rest (Server, Set-Cookie, Location
@@ -47,7 +53,7 @@ class Prepared:
     """The HTTP request a call becomes, built once and re-sent on each attempt."""
 
     method: str
-    url: str
+    path: str  # after the base URL, which each attempt chooses (failover)
     params: tuple[tuple[str, str], ...] | None
     content: bytes | None
     headers: dict[str, str]
@@ -70,7 +76,11 @@ class HttpConnector(ABC):
         self.label = "the provider"  # messages reach consumers: no internal host names
         self._client = Client(config.client)
         self._auth = build_auth(config.auth)
-        self._retrier = Retrier(config.retry, attempt_deadline=config.attempt_deadline)
+        self.upstreams = Upstreams(config.urls, config.failover)
+        self.breaker = Breaker(config.breaker)
+        self._retrier = Retrier(
+            config.retry, attempt_deadline=config.attempt_deadline, urls=len(self.upstreams)
+        )
         headers = {"accept": self.accept}
         headers.update({k.lower(): v for k, v in config.options.headers.items()})
         headers.update(self._auth.static_headers)
@@ -99,25 +109,60 @@ class HttpConnector(ABC):
 
     async def call(self, request: UpstreamRequest) -> UpstreamResponse:
         prepared = self.prepare(request)
+        probe = self.breaker.admit(self.label)  # raises CircuitOpen: nothing is sent
+        order = self.upstreams.order()
+        tried = 0
 
-        async def attempt(limit: Limit) -> tuple[Reply, Any]:
+        async def attempt(limit: Limit) -> tuple[Reply, Any, int]:
+            nonlocal tried
+            upstream = order[tried % len(order)]
+            tried += 1
             progress = Progress()
             async with within(limit, progress):
-                reply = await self._exchange(prepared, progress)
-            return reply, self.interpret(reply, request)
+                reply = await self._exchange(prepared, self.upstreams.urls[upstream], progress)
+            return reply, self.interpret(reply, request), upstream
 
-        (reply, body), attempts = await self._retrier.run(
-            attempt, idempotent=request.route.is_idempotent
+        try:
+            (reply, body, upstream), attempts = await self._retrier.run(
+                attempt, idempotent=request.route.is_idempotent
+            )
+        except ConnectorError as exc:
+            self.breaker.failed(exc, probe)
+            raise
+        except BaseException:  # cancelled: no outcome to judge the provider by
+            self.breaker.abandoned(probe)
+            raise
+        self.breaker.succeeded(probe)
+        return UpstreamResponse(
+            reply.status, body, attempts, reply_headers(reply.headers), upstream=upstream
         )
-        return UpstreamResponse(reply.status, body, attempts, reply_headers(reply.headers))
 
-    async def _exchange(self, prepared: Prepared, progress: Progress) -> Reply:
+    async def check_health(self, upstream: int) -> int:
+        """GET one base URL's health path within the check's timeout: its 2xx status, or raise
+        the ConnectorError it amounts to. Static credentials are sent; the breaker is not asked."""
+        path, timeout = self.config.health_path or "/", self.config.health.timeout
+        progress = Progress()
+        limit = Limit(timeout, "attempt", timeout)
+        async with within(limit, progress):
+            reply = await self._client.send(
+                "GET",
+                self.upstreams.urls[upstream] + path,
+                headers=self._base_headers,
+                label=self.label,
+                max_body=64 * 1024,
+                progress=progress,
+            )
+        if not 200 <= reply.status < 300:
+            raise error_for_status(reply, self.label)
+        return reply.status
+
+    async def _exchange(self, prepared: Prepared, base: str, progress: Progress) -> Reply:
         auth = await self._token(progress)
-        reply = await self._send(prepared, auth, progress)
+        reply = await self._send(prepared, base, auth, progress)
         if reply.status == 401 and self._auth.refreshable:
             # The cached token may have been revoked or expired early: one fresh token, one retry.
             self._auth.invalidate(auth)
-            reply = await self._send(prepared, await self._token(progress), progress)
+            reply = await self._send(prepared, base, await self._token(progress), progress)
         return reply
 
     async def _token(self, progress: Progress) -> Mapping[str, str]:
@@ -125,11 +170,13 @@ class HttpConnector(ABC):
         progress.waiting_for, progress.answering = ISSUER, False
         return await self._auth.headers(self._client)
 
-    async def _send(self, prepared: Prepared, auth: Mapping[str, str], progress: Progress) -> Reply:
+    async def _send(
+        self, prepared: Prepared, base: str, auth: Mapping[str, str], progress: Progress
+    ) -> Reply:
         headers = {**prepared.headers, **auth} if auth else prepared.headers
         return await self._client.send(
             prepared.method,
-            prepared.url,
+            base + prepared.path,
             params=prepared.params,
             content=prepared.content,
             headers=headers,

@@ -10,6 +10,10 @@ deadline: one whose wait would end past it, or that would have less time than th
 took (after an attempt cut by its deadline, a retry needs a whole attempt deadline; with less it
 would only be cut shorter, at the cost of a provider that is already slow). The number of
 attempts made is recorded on the result and on the error.
+
+With several base URLs (connectors/failover.py) the attempts walk them: a connector makes at
+least one attempt per URL, and the retry that moves to a URL not yet tried this round starts at
+once; the wait applies only when the walk starts over on the first URL.
 """
 
 from __future__ import annotations
@@ -60,6 +64,21 @@ class wait_retry_after(wait_base):  # named like tenacity's own strategies
 
 
 @dataclass(slots=True)
+class wait_failover(wait_base):  # named like tenacity's own strategies
+    """No wait before an attempt on the next, untried URL; the policy's wait before a round."""
+
+    def __init__(self, inner: wait_base, urls: int) -> None:
+        self.inner = inner
+        self.urls = urls
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        # attempt_number is the attempt that just failed: the next one is that index.
+        if retry_state.attempt_number % self.urls != 0:
+            return 0.0
+        return self.inner(retry_state)
+
+
+@dataclass(slots=True)
 class _Clock:
     """One exchange's time: when it started, and how long its last attempt took."""
 
@@ -94,12 +113,15 @@ class Retrier:
         attempt_deadline: float,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        urls: int = 1,
     ) -> None:
+        if urls > policy.max_attempts:  # one attempt per URL at least
+            policy = policy.model_copy(update={"max_attempts": urls})
         self.policy = policy
         self.deadlines = Deadlines(attempt=attempt_deadline, exchange=policy.max_delay)
         self._first = self.deadlines.limit(0.0)  # every call's first attempt: known once
         self._clock = clock
-        self._wait = wait_retry_after(
+        wait: wait_base = wait_retry_after(
             wait_exponential_jitter(
                 multiplier=policy.backoff_initial,  # tenacity's name for the first wait
                 max=policy.backoff_max,
@@ -107,6 +129,7 @@ class Retrier:
             ),
             cap=policy.max_delay,
         )
+        self._wait = wait_failover(wait, urls) if urls > 1 else wait
         self._stop_after = stop_after_attempt(policy.max_attempts)
         self._retry_idempotent = retry_if_exception(_retry_any_transient)
         self._retry_unsent = retry_if_exception(_retry_unsent)

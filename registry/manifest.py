@@ -132,6 +132,7 @@ def _schema(session: Session, raw: dict[str, Any], caller: access.Caller) -> lis
 
 def _with_secret(raw: dict[str, Any], existing: Connector | None) -> dict[str, Any]:
     """An absent secret keeps the stored one; an unresolved {env: NAME} is refused."""
+    raw = _with_tls_key(raw, existing)
     auth = raw.get("auth")
     if not isinstance(auth, dict):
         return raw
@@ -149,6 +150,29 @@ def _with_secret(raw: dict[str, Any], existing: Connector | None) -> dict[str, A
         and auth.get("type", "none") == existing.auth_params.get("type")
     ):
         return {**raw, "auth": {**auth, "secret": existing.secret}}
+    return raw
+
+
+def _with_tls_key(raw: dict[str, Any], existing: Connector | None) -> dict[str, Any]:
+    """The same for the mutual-TLS key: kept while the client certificate stays the same."""
+    tls = raw.get("tls")
+    if not isinstance(tls, dict):
+        return raw
+    key = tls.get("client_key")
+    if isinstance(key, dict):
+        raise Invalid.at(
+            "/tls/client_key",
+            f"the secret reference {key} was not resolved: the client resolves "
+            "{env: NAME} from its environment before sending (lgsp apply does)",
+        )
+    if (
+        "client_key" not in tls
+        and existing is not None
+        and existing.tls_key is not None
+        and existing.tls is not None
+        and tls.get("client_cert") == existing.tls.get("client_cert")
+    ):
+        return {**raw, "tls": {**tls, "client_key": existing.tls_key}}
     return raw
 
 

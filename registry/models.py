@@ -22,6 +22,13 @@ from pydantic import (
 from sqlalchemy import JSON, Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from registry.connector_settings import (
+    BreakerPolicy,
+    ConnectorTls,
+    Failover,
+    HealthCheck,
+    HealthPath,
+)
 from registry.types import (
     NEVER_REUSED,
     AgencyCode,
@@ -146,7 +153,8 @@ class ConnectorBase(SQLModel):
     # It never runs past the exchange deadline, retry.max_delay, which is at most 120 s.
     attempt_deadline: float | None = Field(default=None, gt=0, le=120)
     max_connections: int = Field(default=100, ge=1, le=1000)
-    health_path: str | None = None
+    # GET {each base URL}{health_path}: active health checks (registry/connector_settings.py).
+    health_path: HealthPath | None = None
 
     def attempt_deadline_or_default(self) -> float:
         """The attempt deadline in force (the exchange deadline may cut it shorter)."""
@@ -155,11 +163,39 @@ class ConnectorBase(SQLModel):
         return self.connect_timeout + self.read_timeout
 
 
+MAX_BASE_URLS = 10
+
+
 class ConnectorCreate(ConnectorBase):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
     auth: ConnectorAuth = ConnectorAuth()
     options: ConnectorOptions = ConnectorOptions()
     retry: RetryPolicy = RetryPolicy()
+    # Every URL of the provider, `base_url` first (given alone, it is the only one).
+    base_urls: list[HttpUrl] | None = Field(default=None, min_length=1, max_length=MAX_BASE_URLS)
+    failover: Failover = Failover.IN_ORDER
+    health: HealthCheck = HealthCheck()
+    breaker: BreakerPolicy = BreakerPolicy()
+    tls: ConnectorTls | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _base_url_from_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("base_url") is None:
+            urls = data.get("base_urls")
+            if isinstance(urls, list) and urls:
+                return {**data, "base_url": urls[0]}
+        return data
+
+    @model_validator(mode="after")
+    def _base_urls(self) -> ConnectorCreate:
+        if self.base_urls is None:
+            self.base_urls = [self.base_url]
+        elif self.base_urls[0] != self.base_url:
+            raise RuleError("the first of base_urls must be base_url", at="base_urls/0")
+        if len(set(self.base_urls)) != len(self.base_urls):
+            raise RuleError("lists a URL twice", at="base_urls")
+        return self
 
     @model_validator(mode="after")
     def _kind_options(self) -> ConnectorCreate:
@@ -186,10 +222,15 @@ class ConnectorUpdate(SQLModel):
     read_timeout: float | None = Field(default=None, gt=0, le=300)
     attempt_deadline: float | None = Field(default=None, gt=0, le=120)  # null: the default
     max_connections: int | None = Field(default=None, ge=1, le=1000)
-    health_path: str | None = None
+    health_path: HealthPath | None = None
     auth: ConnectorAuth | None = None
     options: ConnectorOptions | None = None
     retry: RetryPolicy | None = None
+    base_urls: list[HttpUrl] | None = Field(default=None, min_length=1, max_length=MAX_BASE_URLS)
+    failover: Failover | None = None
+    health: HealthCheck | None = None
+    breaker: BreakerPolicy | None = None
+    tls: ConnectorTls | None = None  # a given `tls` replaces the whole block, key included
 
 
 class ConnectorPublic(ConnectorBase):
@@ -197,6 +238,11 @@ class ConnectorPublic(ConnectorBase):
     auth: dict[str, Any]
     options: dict[str, Any]
     retry: dict[str, Any]
+    base_urls: list[str]
+    failover: Failover
+    health: dict[str, Any]
+    breaker: dict[str, Any]
+    tls: dict[str, Any] | None  # client_cert, ca_bundle and `client_key_set`, never the key
 
 
 class Connector(ConnectorBase, table=True):
@@ -206,17 +252,40 @@ class Connector(ConnectorBase, table=True):
     secret: str | None = Field(default=None, max_length=4000)  # write-only, never returned
     options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     retry: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    base_urls: list[str] = Field(default_factory=list, sa_column=Column(JSON))  # [] : [base_url]
+    failover: str = Field(default=Failover.IN_ORDER.value, max_length=20)
+    health: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    breaker: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    tls: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))  # without the key
+    tls_key: str | None = Field(default=None, max_length=70000)  # write-only, never returned
 
     def auth_config(self) -> ConnectorAuth:
         return ConnectorAuth.model_validate(
             {**self.auth_params, "secret": self.secret} if self.secret else self.auth_params
         )
 
+    def urls(self) -> list[str]:
+        """Every base URL, the first being `base_url`."""
+        return list(self.base_urls or []) or [self.base_url]
+
+    def tls_config(self) -> ConnectorTls | None:
+        if self.tls is None:
+            return None
+        return ConnectorTls.model_validate({**self.tls, "client_key": self.tls_key})
+
     def to_public(self) -> ConnectorPublic:
         auth = dict(self.auth_params)
         auth["secret_set"] = self.secret is not None
+        tls = None if self.tls is None else {**self.tls, "client_key_set": self.tls_key is not None}
         return ConnectorPublic.model_validate(
-            {**self.model_dump(exclude={"auth_params", "secret"}), "auth": auth}
+            {
+                **self.model_dump(exclude={"auth_params", "secret", "tls_key"}),
+                "auth": auth,
+                "base_urls": self.urls(),
+                "health": HealthCheck.model_validate(self.health or {}).model_dump(mode="json"),
+                "breaker": BreakerPolicy.model_validate(self.breaker or {}).model_dump(mode="json"),
+                "tls": tls,
+            }
         )
 
 

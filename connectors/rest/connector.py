@@ -33,7 +33,7 @@ class RestConnector(HttpConnector):
             content = orjson.dumps(request.body)
         return Prepared(
             method=method,
-            url=self.config.base_url + path,
+            path=path,
             params=tuple(request.query) if request.query else None,
             content=content,
             headers=self.headers_for(request, _NO_HEADERS if content is None else _JSON_CONTENT),

@@ -56,7 +56,7 @@ class SoapConnector(HttpConnector):
         path = render_path(route.upstream_path, request.path_params) if route.upstream_path else ""
         return Prepared(
             method="POST",
-            url=self.config.base_url + path,
+            path=path,
             params=None,
             content=content,
             headers=self.headers_for(request, self.version.request_headers(route.soap_action)),

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 
 from audit.models import AuditCheckpoint
+from connectors.http_connector import HttpConnector
 from gateway.api.deps import RuntimeDep
 from gateway.runtime import Runtime
 from messaging.set_aside import listing
@@ -26,7 +27,8 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", response_model=None)
 def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
     """The hub can serve: database reachable, registry loaded. A stopped audit tree, or messaging
-    set aside or failing, leaves it serving (200) with `status` "degraded" and why."""
+    set aside or failing, leaves it serving (200) with `status` "degraded" and why. Providers'
+    health is shown under `connectors` and never makes the hub unready or degraded."""
     try:
         with runtime.engine.connect() as connection:
             tree = connection.execute(text("SELECT size FROM audit_tree WHERE id = 1")).scalar()
@@ -61,7 +63,28 @@ def readyz(runtime: RuntimeDep) -> dict[str, Any] | JSONResponse:
             "integration_stopped": halted,  # why the tree stopped growing, if it did
         },
         "messaging": messaging,
+        # A provider that is down is its connector's problem, not this replica's: taking the hub
+        # out of the load balancer would stop every other service too, and no restart cures it.
+        "connectors": _connectors(runtime),
     }
+
+
+def _connectors(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """Each connector's health as this process checks it (`checked` false: no health_path)
+    and its circuit breaker here (connectors/health.py, connectors/breaker.py)."""
+    checked = runtime.health.summary()
+    out: dict[str, dict[str, Any]] = {}
+    for name, connector in sorted(runtime.connectors().items()):
+        health = checked.get(name)
+        breaker = connector.breaker.state.value if isinstance(connector, HttpConnector) else None
+        out[name] = {
+            "checked": health is not None,
+            "state": health["state"] if health else "unknown",
+            "since": health["since"] if health else None,
+            "last_error": health["last_error"] if health else None,
+            "breaker": breaker,
+        }
+    return out
 
 
 def _messaging(runtime: Runtime, set_aside: list[dict[str, Any]]) -> dict[str, Any]:

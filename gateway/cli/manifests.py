@@ -1,7 +1,8 @@
 """`lgsp apply` and `lgsp export`: manifests as YAML on disk, JSON on the wire.
 
-Secrets never sit in a manifest: a connector's `secret: {env: NAME}`, and each `{env: NAME}` in a
-subscription's `secrets`, is read from this process's environment just before sending. A schema
+Secrets never sit in a manifest: a connector's `secret: {env: NAME}` (and its mutual-TLS
+`client_key: {env: NAME}`), and each `{env: NAME}` in a subscription's `secrets`, is read from
+this process's environment just before sending. A schema
 may sit in its own file: `schema: {file: PATH}`, PATH beside the manifest, is read here too.
 Exit codes: 0 done, 1 the hub refused (its errors are printed with their pointers into the
 manifest), 2 a local problem (unreadable file, missing variable, a hub that cannot be reached).
@@ -61,6 +62,12 @@ def resolve_secrets(document: dict[str, Any]) -> dict[str, Any]:
                 whose = f"connector {connector.get('name')}"
                 value = _from_environment(secret, f"/connectors/{i}/auth/secret", whose)
                 connector = {**connector, "auth": {**auth, "secret": value}}
+            tls = connector.get("tls") if isinstance(connector, dict) else None
+            key = tls.get("client_key") if isinstance(tls, dict) else None
+            if isinstance(tls, dict) and _is_reference(key):
+                whose = f"connector {connector.get('name')}"
+                value = _from_environment(key, f"/connectors/{i}/tls/client_key", whose)
+                connector = {**connector, "tls": {**tls, "client_key": value}}
             resolved.append(connector)
         document = {**document, "connectors": resolved}
     subscriptions = document.get("subscriptions")

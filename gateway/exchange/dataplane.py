@@ -80,7 +80,9 @@ class DataPlane:
             content_type = PROBLEM_CONTENT_TYPE.encode()
             call.error = f"internal: {type(exc).__name__}"
             extra_headers = []
-        withheld = await calls.recorded(self.runtime.writer, call.finish(status, body))
+        withheld = await calls.recorded(
+            self.runtime.writer, call.finish(status, body, details=call.details)
+        )
         if withheld is not None:
             status, body = withheld.status, withheld.body(request_id)
             content_type = PROBLEM_CONTENT_TYPE.encode()
@@ -186,6 +188,8 @@ class DataPlane:
         call.upstream_latency_us = (time.perf_counter_ns() - started) // 1000
         call.provider_status = answer.status
         call.attempts = answer.attempts
+        if answer.upstream:  # a failover URL served it (0: the first, base_url)
+            call.details = {"upstream": answer.upstream}
         if too_deep(answer.body, bodies.MAX_DEPTH):
             call.error = f"answer nested more than {bodies.MAX_DEPTH} levels deep"
             raise Problem(

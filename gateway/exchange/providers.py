@@ -4,9 +4,11 @@ classes to HTTP statuses lives here, once)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from connectors import errors as ce
+from connectors.breaker import CircuitOpen
 from gateway.problems import Problem
 from registry.types import pointer
 
@@ -55,6 +57,16 @@ def connector_problem(exc: ce.ConnectorError, connector: str) -> Problem:
             "provider-timeout",
             "The provider did not answer in time",
             f"{connector}: {exc.detail}{attempts}",
+            extra=extra,
+        )
+    if isinstance(exc, CircuitOpen):
+        extra["retry_after"] = max(1, math.ceil(exc.retry_after or 0))
+        return Problem(
+            503,
+            "provider-circuit-open",
+            "The provider is unavailable",
+            f"{connector}: {exc.detail}; nothing was sent",
+            headers={"retry-after": str(extra["retry_after"])},
             extra=extra,
         )
     if isinstance(exc, ce.UpstreamOverloaded):

@@ -17,6 +17,7 @@ from audit.writer import AuditWriter
 from connectors.auth import build_auth
 from connectors.base import Connector
 from connectors.factory import create_connector
+from connectors.health import HealthMonitor
 from gateway.db import make_engine, migrate
 from gateway.runtime.snapshot import Snapshot, connector_fingerprint, load
 from gateway.settings import Settings
@@ -65,6 +66,8 @@ class Runtime:
         self._poller: asyncio.Task[None] | None = None
         self._loading: asyncio.Future[tuple[Snapshot, list[Connector]] | None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        # Active health checks of the providers, by this process (connectors/health.py).
+        self.health = HealthMonitor()
         # Messaging: the broker, the outbox relay and push delivery (started with the process).
         self.broker: Broker = create_broker(
             settings.broker,
@@ -149,6 +152,7 @@ class Runtime:
         self.threads.close()
         for task in list(self._retiring):
             task.cancel()
+        await self.health.stop()
         for _, connector in self._connectors.values():
             await connector.aclose()
         self._connectors.clear()
@@ -177,6 +181,7 @@ class Runtime:
             loaded = await asyncio.shield(self._loading)
             if loaded is not None:
                 self.snapshot, stale = loaded
+                self.health.sync(self.connectors())
                 for connector in stale:
                     self._retire(connector)
                 if self._messaging:
@@ -263,6 +268,10 @@ class Runtime:
         task.add_done_callback(self._retiring.discard)
 
     # ------------------------------------------------------------ helpers for the data plane
+
+    def connectors(self) -> dict[str, Connector]:
+        """The live connectors of this process, by name."""
+        return {name: connector for name, (_, connector) in self._connectors.items()}
 
     def subject_hash(self, identifier: str) -> str:
         """The keyed hash under which a data subject appears in the audit log."""

@@ -2,6 +2,7 @@
 
 The secret (`auth.secret`) is stored in `Connector.secret`, never returned, and never part of a
 spec or a change record: a change of secret shows as `auth.secret: [(hidden), (changed)]`.
+The mutual-TLS private key (`tls.client_key`) likewise, in `Connector.tls_key`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 from sqlmodel import Session, col, select
 
+from registry.connector_settings import BreakerPolicy, ConnectorTls, HealthCheck
 from registry.crud.diff import SECRET_CHANGED, SECRET_HIDDEN, created, diff
 from registry.crud.errors import Conflict, Invalid, NotFound
 from registry.models import (
@@ -29,6 +31,8 @@ from registry.models import (
 
 MAX_SECRET = 4000
 FIXED = ("agency_code", "kind")  # services depend on them: delete and recreate to change
+# Written apart from the plain columns, by `store`.
+BLOCKS = {"auth", "options", "retry", "base_urls", "failover", "health", "breaker", "tls"}
 AUTH_DEFAULTS = ConnectorAuth().model_dump(mode="json")
 
 
@@ -42,11 +46,37 @@ def spec(connector: Connector) -> dict[str, Any]:
     }
     data["options"] = ConnectorOptions.model_validate(connector.options).model_dump(mode="json")
     data["retry"] = RetryPolicy.model_validate(connector.retry).model_dump(mode="json")
+    if len(connector.base_urls or ()) > 1:  # one URL: base_url says it all
+        data["base_urls"] = connector.urls()
+    data["failover"] = connector.failover
+    data["health"] = HealthCheck.model_validate(connector.health or {}).model_dump(mode="json")
+    data["breaker"] = BreakerPolicy.model_validate(connector.breaker or {}).model_dump(mode="json")
+    data["tls"] = _tls_spec(connector.tls)
     return data
 
 
+def _tls_spec(tls: dict[str, Any] | None) -> dict[str, Any] | None:
+    if tls is None:
+        return None
+    return {field: tls.get(field) for field in ConnectorTls.model_fields if field != "client_key"}
+
+
 def _desired(data: ConnectorCreate) -> dict[str, Any]:
-    return data.model_dump(mode="json", exclude={"auth": {"secret"}})
+    desired = data.model_dump(mode="json", exclude={"auth": {"secret"}, "tls": {"client_key"}})
+    if len(data.base_urls or ()) <= 1:
+        del desired["base_urls"]
+    return desired
+
+
+def _tls_key(data: ConnectorCreate) -> str | None:
+    return _plain(data.tls.client_key) if data.tls is not None else None
+
+
+def tls_key_changed(connector: Connector, data: ConnectorCreate) -> bool:
+    new, old = _tls_key(data), connector.tls_key
+    if new is None or old is None:
+        return new is not old
+    return not hmac.compare_digest(new.encode(), old.encode())
 
 
 def _plain(secret: SecretStr | None) -> str | None:
@@ -69,8 +99,31 @@ def _check(session: Session, data: ConnectorCreate) -> None:
         raise Invalid.at("/agency_code", f"there is no agency {data.agency_code}")
 
 
-def _store(connector: Connector, data: ConnectorCreate) -> None:
-    connector.sqlmodel_update(data.model_dump(exclude={"auth", "options", "retry"}))
+def store(connector: Connector, data: ConnectorCreate) -> None:
+    """Write `data` into the row: secrets into their write-only columns, blocks as JSON."""
+    connector.sqlmodel_update(
+        data.model_dump(
+            exclude={
+                "auth",
+                "options",
+                "retry",
+                "base_urls",
+                "failover",
+                "health",
+                "breaker",
+                "tls",
+            }
+        )
+        | {"failover": data.failover.value}
+    )
+    urls = list(data.base_urls or [])
+    connector.base_urls = urls if len(urls) > 1 else []
+    connector.health = data.health.model_dump(mode="json")
+    connector.breaker = data.breaker.model_dump(mode="json")
+    connector.tls = (
+        data.tls.model_dump(mode="json", exclude={"client_key"}) if data.tls is not None else None
+    )
+    connector.tls_key = _tls_key(data)
     connector.auth_params = data.auth.model_dump(mode="json", exclude={"secret"}, exclude_none=True)
     connector.secret = _plain(data.auth.secret)
     connector.options = data.options.model_dump(mode="json")
@@ -104,12 +157,14 @@ def create_connector(
     connector = Connector(
         name=data.name, agency_code=data.agency_code, kind=data.kind, base_url=data.base_url
     )
-    _store(connector, data)
+    store(connector, data)
     session.add(connector)
     session.flush()
     changes = created(_desired(data))
     if data.auth.secret is not None:
         changes["auth.secret"] = [None, SECRET_CHANGED]
+    if _tls_key(data) is not None:
+        changes["tls.client_key"] = [None, SECRET_CHANGED]
     return connector, changes
 
 
@@ -126,8 +181,10 @@ def replace_connector(
     changes = diff(spec(connector), _desired(data))
     if secret_changed(connector, data.auth.secret):
         changes["auth.secret"] = [SECRET_HIDDEN, SECRET_CHANGED]
+    if tls_key_changed(connector, data):
+        changes["tls.client_key"] = [SECRET_HIDDEN, SECRET_CHANGED]
     if changes:
-        _store(connector, data)
+        store(connector, data)
         session.add(connector)
         session.flush()
     return changes
@@ -141,6 +198,13 @@ def update_connector(
     merged: dict[str, Any] = {**spec(connector), **patch}
     if "auth" not in patch:
         merged["auth"] = {**connector.auth_params, "secret": connector.secret}
+    if "tls" not in patch and connector.tls is not None:
+        merged["tls"] = {**connector.tls, "client_key": connector.tls_key}
+    if "base_url" in patch and "base_urls" not in patch:
+        # A new base_url replaces the first URL; the others stay.
+        merged["base_urls"] = [patch["base_url"], *connector.urls()[1:]]
+    if "base_urls" in patch and "base_url" not in patch:
+        merged.pop("base_url", None)
     try:
         full = ConnectorCreate.model_validate(merged)
     except ValidationError as exc:

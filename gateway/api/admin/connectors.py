@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
+from connectors.http_connector import HttpConnector
 from gateway.api.admin.context import AdminRoute, ManagerContext
-from gateway.api.deps import WritesRegistry
+from gateway.api.deps import RuntimeDep, WritesRegistry
 from registry.crud import access
 from registry.crud import connectors as crud
 from registry.models import ConnectorCreate, ConnectorPublic, ConnectorUpdate
@@ -36,6 +39,34 @@ def get_connector(ctx: ManagerContext, name: str) -> ConnectorPublic:
     connector = crud.get_connector(session=ctx.session, name=name)
     access.require_agency(ctx.actor, connector.agency_code, f"connector {name}")
     return connector.to_public()
+
+
+@router.get("/{name}/health")
+def connector_health(ctx: ManagerContext, runtime: RuntimeDep, name: str) -> dict[str, Any]:
+    """The provider's health as this hub process sees it: active checks and circuit breaker."""
+    connector = crud.get_connector(session=ctx.session, name=name)
+    access.require_agency(ctx.actor, connector.agency_code, f"connector {name}")
+    report = runtime.health.report(name)
+    live = runtime.connectors().get(name)
+    breaker = None
+    if isinstance(live, HttpConnector):
+        state = live.breaker.snapshot()
+        breaker = {
+            "state": state.state.value,
+            "recent_failures": state.recent_failures,
+            "opened": state.opened,
+            "retry_after": state.retry_after,
+        }
+    return {
+        "connector": name,
+        "checked": report is not None,  # false: no health_path, or not loaded here yet
+        "state": report["state"] if report else "unknown",
+        "since": report["since"] if report else None,
+        "last_error": report["last_error"] if report else None,
+        "urls": report["urls"] if report else [],
+        "history": report["history"] if report else [],
+        "breaker": breaker,
+    }
 
 
 @router.patch("/{name}", response_model=ConnectorPublic, dependencies=[WritesRegistry])

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
+from registry.crud.connectors import store
 from registry.models import Connector, ConnectorCreate
 from tests.wait import wait_until
 
@@ -239,16 +240,20 @@ SOAP_REPLIES = {
 
 
 class UvicornThread:
-    def __init__(self, app: Starlette) -> None:
+    """`port` 0: any free port; `options` go to uvicorn.Config (TLS: ssl_certfile, ...)."""
+
+    def __init__(self, app: Starlette, *, port: int = 0, **options: Any) -> None:
+        self.scheme = "https" if options.get("ssl_certfile") else "http"
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
-            port=0,
+            port=port,
             log_level="critical",
             lifespan="off",
             ws="none",
             loop="asyncio",
             access_log=False,
+            **options,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -262,7 +267,7 @@ class UvicornThread:
             what="the test provider to start",
         )
         port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+        return f"{self.scheme}://127.0.0.1:{port}"
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
@@ -344,11 +349,8 @@ def connector_row(base_url: str, *, kind: str = "rest", **overrides: Any) -> Con
         data["options"] = {"namespace": "urn:lgsp:dancu"}
     data.update(overrides)
     create = ConnectorCreate.model_validate(data)
-    auth = create.auth
-    return Connector(
-        **create.model_dump(exclude={"auth", "options", "retry"}),
-        auth_params=auth.model_dump(mode="json", exclude={"secret"}, exclude_none=True),
-        secret=auth.secret.get_secret_value() if auth.secret else None,
-        options=create.options.model_dump(mode="json"),
-        retry=create.retry.model_dump(mode="json"),
+    row = Connector(
+        name=create.name, agency_code=create.agency_code, kind=create.kind, base_url=create.base_url
     )
+    store(row, create)  # as the registry stores it, write-only secrets apart
+    return row
