@@ -23,7 +23,7 @@ from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
 from gateway.runtime import Runtime
 from gateway.runtime.snapshot import CompiledRoute, ServiceEntry
 from registry.projection import project
-from registry.types import ServiceStatus, resolve_pointer
+from registry.types import resolve_pointer
 from schemas.nesting import too_deep
 
 Scope = MutableMapping[str, Any]
@@ -205,9 +205,7 @@ class DataPlane:
                     errors=contract,
                 )
         out = orjson.dumps(project(answer.body, grant.fields))
-        extra: list[tuple[bytes, bytes]] = []
-        if service.status is ServiceStatus.DEPRECATED:
-            extra.append((b"deprecation", b"true"))
+        extra: list[tuple[bytes, bytes]] = [*service.lifecycle.headers]
         if route.contract_warning is not None:
             extra.append((b"warning", route.contract_warning))
         return answer.status, out, extra

@@ -17,8 +17,10 @@ import orjson
 from sqlmodel import Session, select
 
 from connectors.base import Connector
+from gateway.catalog.lifecycle import NOT_ANNOUNCED, Lifecycle, lifecycle_of
 from messaging.entries import SubscriptionEntry, TopicEntry, decode_secret
 from registry.models import (
+    Agency,
     ApiKey,
     Consumer,
     Grant,
@@ -64,6 +66,9 @@ class ServiceEntry:
     personal_data: bool
     connector: Connector
     routes: tuple[CompiledRoute, ...]
+    title: str = ""
+    description: str = ""
+    lifecycle: Lifecycle = NOT_ANNOUNCED
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,7 @@ class Snapshot:
     unavailable: dict[tuple[str, str], str] = field(default_factory=dict)
     topics: dict[str, TopicEntry] = field(default_factory=dict)
     subscriptions: dict[str, SubscriptionEntry] = field(default_factory=dict)
+    agencies: dict[str, str] = field(default_factory=dict)  # code -> name, for the catalogue
 
 
 def _contract(
@@ -216,6 +222,9 @@ def load(
             personal_data=svc.personal_data,
             connector=connector,
             routes=tuple(routes),
+            title=svc.title,
+            description=svc.description,
+            lifecycle=lifecycle_of(svc),
         )
 
     grants: dict[tuple[str, str], list[GrantEntry]] = {}
@@ -244,6 +253,7 @@ def load(
         unavailable=unavailable,
         topics=topics,
         subscriptions=_subscriptions(session, topics, connector_headers or {}),
+        agencies={a.code: a.name for a in session.exec(select(Agency))},
     )
 
 
