@@ -300,3 +300,56 @@ def test_a_migration_killed_half_way_leaves_the_database_as_it_was(
             assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_service_lifecycle_dates_upgrade_keep_services_and_downgrade(
+    backend: str, database_urls: Callable[[str], str]
+) -> None:
+    """0011: a service's lifecycle dates (empty on existing services) and the index of the
+    callers view; the downgrade takes both away and keeps the services."""
+    from alembic import command
+
+    from gateway.db.migrate import alembic_config
+
+    engine = make_engine(database_urls(backend))
+    try:
+        migrate(engine, "0009")
+        with engine.begin() as connection:
+            service = Rows(connection).insert("service")
+            name = connection.execute(
+                text("SELECT name FROM service WHERE id = :i"), {"i": service}
+            ).scalar_one()
+
+        def shape() -> tuple[set[str], set[str | None]]:
+            found = inspect(engine)
+            columns = {c["name"] for c in found.get_columns("service")}
+            indexes = {i["name"] for i in found.get_indexes("exchange_record")}
+            return columns, indexes
+
+        dates = {"deprecated_at", "sunset_at", "retired_at"}
+        columns, indexes = shape()
+        assert not dates & columns and "ix_exchange_service_version_time" not in indexes
+        migrate(engine)
+        columns, indexes = shape()
+        assert dates <= columns and "ix_exchange_service_version_time" in indexes
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT deprecated_at, sunset_at, retired_at FROM service WHERE id = :i"),
+                {"i": service},
+            ).one()
+        assert tuple(row) == (None, None, None)
+
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0009")
+        columns, indexes = shape()
+        assert not dates & columns and "ix_exchange_service_version_time" not in indexes
+        with engine.connect() as connection:
+            names = connection.execute(text("SELECT name FROM service")).scalars().all()
+        assert names == [name]
+        migrate(engine)
+        assert dates <= shape()[0]
+    finally:
+        engine.dispose()

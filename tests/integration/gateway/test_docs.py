@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from tests.conftest import RunningHub
 
@@ -49,3 +50,20 @@ def test_the_openapi_document_declares_how_keys_are_sent(hub: RunningHub) -> Non
     assert security("/subjects", "get") == management
     assert security("/topics/{topic}/messages", "post") == ["ConsumerKey"]
     assert security("/healthz", "get") == []
+
+
+def test_the_openapi_document_is_valid_and_secures_the_new_routes(hub: RunningHub) -> None:
+    """The admin and audit OpenAPI validates as OpenAPI 3.1; the callers view takes a management
+    key, the catalogue a consumer key."""
+    with hub.client() as client:
+        spec = client.get("/openapi.json").json()
+    OpenAPIV31SpecValidator(spec).validate()
+
+    def security(path: str, method: str) -> list[str]:
+        return sorted(k for s in spec["paths"][path][method].get("security", []) for k in s)
+
+    management = ["ManagementBearer", "ManagementKey", "SchemaRegistryBasic"]
+    assert security("/admin/services/{name}/{version}/callers", "get") == management
+    assert security("/admin/services/{name}/callers", "get") == management
+    for path in ("/catalog", "/catalog/{name}/{version}", "/catalog/{name}/{version}/openapi.json"):
+        assert security(path, "get") == ["ConsumerKey"], path
