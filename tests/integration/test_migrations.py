@@ -317,7 +317,7 @@ def test_service_lifecycle_dates_upgrade_keep_services_and_downgrade(
         migrate(engine, "0009")
         with engine.begin() as connection:
             service = Rows(connection).insert("service")
-            name = connection.execute(
+            name: str = connection.execute(
                 text("SELECT name FROM service WHERE id = :i"), {"i": service}
             ).scalar_one()
 
@@ -347,7 +347,7 @@ def test_service_lifecycle_dates_upgrade_keep_services_and_downgrade(
         columns, indexes = shape()
         assert not dates & columns and "ix_exchange_service_version_time" not in indexes
         with engine.connect() as connection:
-            names = connection.execute(text("SELECT name FROM service")).scalars().all()
+            names: list[str] = list(connection.execute(text("SELECT name FROM service")).scalars())
         assert names == [name]
         migrate(engine)
         assert dates <= shape()[0]
