@@ -397,3 +397,30 @@ def test_the_window_bounds_are_accepted(make_world, upstream, days):
     with world.hub.admin() as admin:
         answer = admin.get(f"/admin/services/{world.service}/v1/callers", params={"days": days})
     assert ok(answer, 200)["callers"] == []
+
+
+def test_a_manifest_sets_the_dates_and_retires_only_with_force(hub, make_world, upstream):
+    world = catalog_world(make_world, upstream)
+    assert world.call("GET", "/citizen/012090001234", headers={"X-Purpose": "thong-ke"}).is_success
+    with hub.admin() as admin:
+        current = ok(admin.get(f"/admin/services/{world.service}/v1"), 200)
+        spec = {k: v for k, v in current.items() if k not in ("id", "agency_code", "retired_at")}
+
+        def apply(changes: dict[str, Any], **params: str) -> httpx.Response:
+            doc = {"apiVersion": "lgsp.laichau.gov.vn/v1", "kind": "Manifest",
+                   "services": [{**spec, **changes}]}  # fmt: skip
+            return admin.post("/admin/apply", json=doc, params=params)
+
+        dated = {"status": "deprecated", "sunset_at": "2027-01-31T00:00:00Z"}
+        applied = ok(apply(dated), 200)
+        (outcome,) = applied["objects"]
+        assert outcome["changes"]["sunset_at"] == [None, "2027-01-31T00:00:00Z"]
+        again = ok(apply(dated), 200)  # the deprecation date the hub set is kept
+        assert again["objects"][0]["action"] == "unchanged", again
+
+        retire = {**dated, "status": "retired"}
+        problem(apply(retire), 409, "version-in-use")
+        assert ok(admin.get(f"/admin/services/{world.service}/v1"), 200)["status"] == "deprecated"
+        forced = ok(apply(retire, force="true"), 200)
+        assert forced["objects"][0]["changes"]["forced_retirement"] == {"callers": [world.consumer]}
+        assert ok(admin.get(f"/admin/services/{world.service}/v1"), 200)["status"] == "retired"
