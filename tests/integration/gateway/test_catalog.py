@@ -409,7 +409,8 @@ def test_a_manifest_sets_the_dates_and_retires_only_with_force(hub, make_world, 
         def apply(changes: dict[str, Any], **params: str) -> httpx.Response:
             doc = {"apiVersion": "lgsp.laichau.gov.vn/v1", "kind": "Manifest",
                    "services": [{**spec, **changes}]}  # fmt: skip
-            return admin.post("/admin/apply", json=doc, params=params)
+            answer: httpx.Response = admin.post("/admin/apply", json=doc, params=params)
+            return answer
 
         dated = {"status": "deprecated", "sunset_at": "2027-01-31T00:00:00Z"}
         applied = ok(apply(dated), 200)
