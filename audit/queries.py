@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -214,11 +214,12 @@ def _utc(value: datetime) -> datetime:
 
 
 def callers(
-    session: Session, *, service: str, version: str | None, since: datetime
+    session: Session, *, service: str, versions: Sequence[str], since: datetime
 ) -> list[Caller]:
-    """Who called `service` (one version, or all) since `since`, per consumer and version,
-    the latest caller first. Served by ix_exchange_service_version_time; calls nobody was
-    authenticated for have no consumer and are not counted."""
+    """Who called these versions of `service` since `since`, per consumer and version, the
+    latest caller first. Served by ix_exchange_service_version_time (each version a range of
+    it: the versions are named, never left open); calls nobody was authenticated for have no
+    consumer and are not counted."""
     status = col(ExchangeRecord.hub_status)
     refused = and_(status >= 400, status < 500, col(ExchangeRecord.provider_status).is_(None))
     first = func.min(ExchangeRecord.time).label("first")
@@ -234,6 +235,7 @@ def callers(
         )
         .where(
             col(ExchangeRecord.service) == service,
+            col(ExchangeRecord.version).in_(versions),
             col(ExchangeRecord.time) >= since,
             col(ExchangeRecord.kind) == RecordKind.EXCHANGE,
             col(ExchangeRecord.consumer).is_not(None),
@@ -241,8 +243,6 @@ def callers(
         .group_by(col(ExchangeRecord.consumer), col(ExchangeRecord.version))
         .order_by(last.desc(), col(ExchangeRecord.consumer), col(ExchangeRecord.version))
     )
-    if version is not None:
-        query = query.where(col(ExchangeRecord.version) == version)
     found = []
     for row in session.execute(query):
         consumer, ver, calls, refusals, first_call, last_call = cast(tuple[Any, ...], row)

@@ -57,7 +57,7 @@ def guard_retirement(
     """Refuse (409) to retire a version some consumer called in the last `days` days, naming
     them, unless `force`; the callers found (for the record of a forced retirement)."""
     found = queries.callers(
-        session, service=name, version=version, since=utcnow() - timedelta(days=days)
+        session, service=name, versions=[version], since=utcnow() - timedelta(days=days)
     )
     if found and not force:
         named = ", ".join(f"{c.consumer} ({c.calls} calls)" for c in found[:10])

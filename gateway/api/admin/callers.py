@@ -41,17 +41,17 @@ Days = Query(default=30, ge=1, le=MAX_DAYS, description="The window, in days up 
 
 def _callers(ctx: ManagerContext, name: str, version: str | None, days: int) -> CallersPublic:
     if version is not None:
-        service = crud.get_service(session=ctx.session, name=name, version=version)
-        agencies = {service.agency_code}
+        found = [crud.get_service(session=ctx.session, name=name, version=version)]
     else:
         found = crud.list_services(session=ctx.session, name=name)
         if not found:
             raise NotFound.of("service", name)
-        agencies = {s.agency_code for s in found}
+    agencies = {s.agency_code for s in found}
     for agency in sorted(agencies):
         access.require_agency(ctx.actor, agency, f"service {name}")
     since = utcnow() - timedelta(days=days)
-    rows = queries.callers(ctx.session, service=name, version=version, since=since)
+    versions = [s.version for s in found]  # the registry's: a deleted version is not listed
+    rows = queries.callers(ctx.session, service=name, versions=versions, since=since)
     return CallersPublic(
         service=name,
         version=version,
