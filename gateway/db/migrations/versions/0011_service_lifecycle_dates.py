@@ -28,6 +28,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("retired_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
         )
+    # A version deprecated before the dates existed answered `Deprecation: true`; RFC 9745 wants
+    # a date: it was deprecated no later than now.
+    op.execute("UPDATE service SET deprecated_at = CURRENT_TIMESTAMP WHERE status = 'DEPRECATED'")
     # The callers view and the retirement check: one service version's records over a window.
     with op.batch_alter_table("exchange_record", schema=None) as batch_op:
         batch_op.create_index(
