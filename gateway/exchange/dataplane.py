@@ -62,6 +62,7 @@ class DataPlane:
             content_type = PROBLEM_CONTENT_TYPE.encode()
             call.error = call.error or problem.detail
             extra_headers = [(k.encode(), v.encode()) for k, v in problem.headers.items()]
+            extra_headers += self._lifecycle(call)
         except Exception as exc:  # a defect: answer a problem, record it, never a bare 500
             # The route's template, not the path: a path can hold a personal identifier.
             log.exception(
@@ -211,6 +212,11 @@ class DataPlane:
         return answer.status, out, extra
 
     # ------------------------------------------------------------ steps
+
+    def _lifecycle(self, call: calls.Call) -> tuple[tuple[bytes, bytes], ...]:
+        """A refused call to a deprecated version learns of its deprecation too."""
+        entry = self.runtime.snapshot.services.get((call.service or "", call.version or ""))
+        return entry.lifecycle.headers if entry is not None else ()
 
     def _locate(
         self,

@@ -256,6 +256,10 @@ def test_a_deprecated_version_answers_with_deprecation_and_sunset_headers(make_w
         (2027, 6, 30, 10, 0, 0)
     )
     assert answer.headers["link"] == f'</catalog/{world.service}/v1>; rel="deprecation"'
+    refused = world.call("GET", "/citizen/012090001234")  # no purpose: a 403, dated too
+    problem(refused, 403, "purpose-required")
+    assert refused.headers["deprecation"] == f"@{deprecated}"
+    assert refused.headers["sunset"] == answer.headers["sunset"]
 
     (version,) = [
         v for i in catalog(world).json()["items"] if i["name"] == world.service
