@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import String, func
+from sqlalchemy import String, and_, case, func
+from sqlalchemy import select as select_columns
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,6 +31,7 @@ from sqlmodel.sql._expression_select_cls import SelectBase
 
 from audit.errors import BadCursor
 from audit.records import ExchangeRecord, RecordKind
+from registry.types import as_utc
 
 INDEX_NOTES = (
     "trace_id and grant_id have no index: a search by either alone scans the table "
@@ -188,6 +190,73 @@ def counts(session: Session, *, where: ExchangeFilter, by: CountBy) -> list[tupl
 def total(session: Session, *, where: ExchangeFilter) -> int:
     """How many records match."""
     return int(session.exec(narrow(select(func.count()).select_from(ExchangeRecord), where)).one())
+
+
+# ---------------------------------------------------------------- callers of a service
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """One consumer's calls to one service version over a window."""
+
+    consumer: str
+    version: str
+    calls: int
+    refusals: int  # answered 4xx by the hub itself, before any provider was asked
+    first_call: datetime
+    last_call: datetime
+
+
+def _utc(value: datetime) -> datetime:
+    found = as_utc(value)  # SQLite hands back naive UTC
+    assert found is not None
+    return found
+
+
+def callers(
+    session: Session, *, service: str, versions: Sequence[str], since: datetime
+) -> list[Caller]:
+    """Who called these versions of `service` since `since`, per consumer and version, the
+    latest caller first. Served by ix_exchange_service_version_time (each version a range of
+    it: the versions are named, never left open); calls nobody was authenticated for have no
+    consumer and are not counted."""
+    status = col(ExchangeRecord.hub_status)
+    refused = and_(status >= 400, status < 500, col(ExchangeRecord.provider_status).is_(None))
+    first = func.min(ExchangeRecord.time).label("first")
+    last = func.max(ExchangeRecord.time).label("last")
+    query = (
+        select_columns(
+            col(ExchangeRecord.consumer),
+            col(ExchangeRecord.version),
+            func.count().label("calls"),
+            func.sum(case((refused, 1), else_=0)).label("refusals"),
+            first,
+            last,
+        )
+        .where(
+            col(ExchangeRecord.service) == service,
+            col(ExchangeRecord.version).in_(versions),
+            col(ExchangeRecord.time) >= since,
+            col(ExchangeRecord.kind) == RecordKind.EXCHANGE,
+            col(ExchangeRecord.consumer).is_not(None),
+        )
+        .group_by(col(ExchangeRecord.consumer), col(ExchangeRecord.version))
+        .order_by(last.desc(), col(ExchangeRecord.consumer), col(ExchangeRecord.version))
+    )
+    found = []
+    for row in session.execute(query):
+        consumer, ver, calls, refusals, first_call, last_call = cast(tuple[Any, ...], row)
+        found.append(
+            Caller(
+                consumer=str(consumer),
+                version=str(ver),
+                calls=int(calls),
+                refusals=int(refusals or 0),
+                first_call=_utc(first_call),
+                last_call=_utc(last_call),
+            )
+        )
+    return found
 
 
 # ---------------------------------------------------------------- streaming

@@ -102,6 +102,8 @@ class ExchangeRecord(ExchangeRecordBase, table=True):
         Index("ix_exchange_consumer_seq", "consumer", "seq"),
         Index("ix_exchange_service_seq", "service", "seq"),
         Index("ix_exchange_trace", "trace_id"),
+        # Who calls a service version over a window (the callers view, the retirement check).
+        Index("ix_exchange_service_version_time", "service", "version", "time"),
         # The log's own events (start, key-added, archive...), found without scanning the log;
         # partial, so the records of every call do not pay for it.
         Index(

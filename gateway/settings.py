@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     delivery_in_flight: int = 64  # pushes in flight per subscription
     delivery_window: int = 2000  # messages read ahead per subscription and partition
     lease_seconds: float = 10.0  # a dead replica's relay or delivery is taken over after this
+    retirement_guard_days: int = Field(
+        default=30,
+        ge=0,
+        description="Retiring a service version called in this many past days needs force=true",
+    )
     log_level: str = "info"
 
     @model_validator(mode="after")

@@ -362,6 +362,15 @@ class ServiceBase(SQLModel):
     status: ServiceStatus = ServiceStatus.DRAFT
     personal_data: bool = False
     subject_pointer: JsonPointer | None = None  # into {"path":…, "query":…, "body":…}
+    # Lifecycle dates the integrator announces (RFC 9745 Deprecation, RFC 8594 Sunset headers);
+    # deprecated_at is set to the moment of deprecation when the integrator gave none.
+    deprecated_at: UtcDatetime | None = None
+    sunset_at: UtcDatetime | None = None
+
+
+def _check_lifecycle(deprecated_at: datetime | None, sunset_at: datetime | None) -> None:
+    if deprecated_at is not None and sunset_at is not None and sunset_at < deprecated_at:
+        raise RuleError("the sunset cannot come before the deprecation", at="sunset_at")
 
 
 def _check_routes(routes: list[Route]) -> None:
@@ -394,6 +403,7 @@ class ServiceCreate(ServiceBase):
                 "a service with personal data needs subject_pointer (or one on every route)",
                 at="subject_pointer",
             )
+        _check_lifecycle(self.deprecated_at, self.sunset_at)
         return self
 
 
@@ -405,6 +415,8 @@ class ServiceUpdate(SQLModel):
     status: ServiceStatus | None = None
     personal_data: bool | None = None
     subject_pointer: JsonPointer | None = None
+    deprecated_at: UtcDatetime | None = None
+    sunset_at: UtcDatetime | None = None
     routes: list[Route] | None = Field(default=None, min_length=1)
 
     @field_validator("routes")
@@ -419,6 +431,7 @@ class ServicePublic(ServiceBase):
     id: int
     agency_code: str
     routes: list[Route]
+    retired_at: datetime | None = None
 
 
 class Service(ServiceBase, table=True):
@@ -426,6 +439,7 @@ class Service(ServiceBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     agency_code: str = Field(foreign_key="agency.code", max_length=20)
     routes: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    retired_at: datetime | None = None  # set by the hub when the version is retired
 
     def route_models(self) -> list[Route]:
         return [Route.model_validate(r) for r in self.routes]

@@ -38,7 +38,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_problem_handlers(app)
 
-    from gateway.api import admin, audit, health, oauth2, schema_registry
+    from gateway.api import admin, audit, catalog, health, oauth2, schema_registry
     from gateway.exchange import topics
 
     app.include_router(health.router)
@@ -47,4 +47,5 @@ def create_api(runtime: Runtime) -> FastAPI:
     app.include_router(schema_registry.router)
     app.include_router(topics.router)
     app.include_router(oauth2.router)
+    app.include_router(catalog.router)
     return app

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.routing import APIRoute
-from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPBasic, HTTPBearer, OAuth2
 from sqlmodel import Session
 
 from gateway.problems import Problem
@@ -99,6 +100,13 @@ CONSUMER_KEY = APIKeyHeader(
     name="X-API-Key",
     scheme_name="ConsumerKey",
     description="A consumer application's API key (the topic API and the data plane)",
+    auto_error=False,
+)
+CONSUMER_TOKEN = OAuth2(
+    flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth2/token")),
+    scheme_name="ConsumerToken",
+    description="A consumer application's access token (RFC 9068 JWT from POST /oauth2/token), "
+    "sent as Authorization: Bearer; its scope names the service versions it may call",
     auto_error=False,
 )
 

@@ -23,7 +23,7 @@ from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
 from gateway.runtime import Runtime
 from gateway.runtime.snapshot import CompiledRoute, ServiceEntry
 from registry.projection import project
-from registry.types import ServiceStatus, resolve_pointer
+from registry.types import resolve_pointer
 from schemas.nesting import too_deep
 
 Scope = MutableMapping[str, Any]
@@ -63,6 +63,7 @@ class DataPlane:
             content_type = PROBLEM_CONTENT_TYPE.encode()
             call.error = call.error or problem.detail
             extra_headers = [(k.encode(), v.encode()) for k, v in problem.headers.items()]
+            extra_headers += self._lifecycle(call)
         except Exception as exc:  # a defect: answer a problem, record it, never a bare 500
             # The route's template, not the path: a path can hold a personal identifier.
             log.exception(
@@ -212,14 +213,17 @@ class DataPlane:
                     errors=contract,
                 )
         out = orjson.dumps(project(answer.body, grant.fields))
-        extra: list[tuple[bytes, bytes]] = []
-        if service.status is ServiceStatus.DEPRECATED:
-            extra.append((b"deprecation", b"true"))
+        extra: list[tuple[bytes, bytes]] = [*service.lifecycle.headers]
         if route.contract_warning is not None:
             extra.append((b"warning", route.contract_warning))
         return answer.status, out, extra
 
     # ------------------------------------------------------------ steps
+
+    def _lifecycle(self, call: calls.Call) -> tuple[tuple[bytes, bytes], ...]:
+        """A refused call to a deprecated version learns of its deprecation too."""
+        entry = self.runtime.snapshot.services.get((call.service or "", call.version or ""))
+        return entry.lifecycle.headers if entry is not None else ()
 
     def _locate(
         self,

@@ -24,7 +24,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from audit.records import RecordKind
-from gateway.api.deps import CONSUMER_KEY
+from gateway.api.deps import CONSUMER_KEY, CONSUMER_TOKEN
 from gateway.exchange import bodies, calls, consumers, tokens
 from gateway.exchange.calls import Call
 from gateway.problems import Problem
@@ -38,7 +38,9 @@ from registry.types import Delivery, SubscriptionStatus
 log = logging.getLogger(__name__)
 
 # Consumers' calls: the key is checked by `consumers.authenticate`; declared for /docs.
-router = APIRouter(tags=["messaging"], dependencies=[Security(CONSUMER_KEY)])
+router = APIRouter(
+    tags=["messaging"], dependencies=[Security(CONSUMER_KEY), Security(CONSUMER_TOKEN)]
+)
 
 MAX_PULL = 1000
 MAX_POSITIONS_BYTES = 65_536

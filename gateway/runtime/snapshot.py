@@ -17,9 +17,11 @@ import orjson
 from sqlmodel import Session, select
 
 from connectors.base import Connector
+from gateway.catalog.lifecycle import NOT_ANNOUNCED, Lifecycle, lifecycle_of
 from gateway.runtime.tokens import TokenState, load_tokens
 from messaging.entries import SubscriptionEntry, TopicEntry, decode_secret
 from registry.models import (
+    Agency,
     ApiKey,
     Consumer,
     Grant,
@@ -65,6 +67,9 @@ class ServiceEntry:
     personal_data: bool
     connector: Connector
     routes: tuple[CompiledRoute, ...]
+    title: str = ""
+    description: str = ""
+    lifecycle: Lifecycle = NOT_ANNOUNCED
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +120,7 @@ class Snapshot:
     tokens: TokenState = field(
         default_factory=TokenState
     )  # bearer tokens (gateway/exchange/tokens)
+    agencies: dict[str, str] = field(default_factory=dict)  # code -> name, for the catalogue
 
 
 def _contract(
@@ -220,6 +226,9 @@ def load(
             personal_data=svc.personal_data,
             connector=connector,
             routes=tuple(routes),
+            title=svc.title,
+            description=svc.description,
+            lifecycle=lifecycle_of(svc),
         )
 
     grants: dict[tuple[str, str], list[GrantEntry]] = {}
@@ -249,6 +258,7 @@ def load(
         topics=topics,
         subscriptions=_subscriptions(session, topics, connector_headers or {}),
         tokens=load_tokens(session, consumers),
+        agencies={a.code: a.name for a in session.exec(select(Agency))},
     )
 
 

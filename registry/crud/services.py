@@ -21,7 +21,7 @@ from registry.models import (
     ServiceCreate,
     ServiceUpdate,
 )
-from registry.types import ConnectorKind, ServiceStatus
+from registry.types import ConnectorKind, ServiceStatus, utcnow
 from schemas import store as schema_store
 from schemas.errors import SchemaError
 from schemas.models import SchemaRef, VersionState
@@ -108,8 +108,18 @@ def check_transition(old: ServiceStatus, new: ServiceStatus) -> None:
     )
 
 
+def _dated(service: Service | None, data: ServiceCreate) -> ServiceCreate:
+    """A deprecated version has a deprecation date: the one given, the one it had, or now."""
+    if data.status is not S.DEPRECATED or data.deprecated_at is not None:
+        return data
+    since = service.deprecated_at if service is not None else None
+    return data.model_copy(update={"deprecated_at": since or utcnow()})
+
+
 def _store(service: Service, data: ServiceCreate, connector: Connector) -> None:
     service.sqlmodel_update(data.model_dump(exclude={"routes"}))
+    if data.status is S.RETIRED and service.retired_at is None:
+        service.retired_at = utcnow()
     service.agency_code = connector.agency_code
     service.routes = [r.model_dump(mode="json", exclude_none=True) for r in data.routes]
 
@@ -147,6 +157,7 @@ def create_service(*, session: Session, data: ServiceCreate) -> tuple[Service, d
     if find_service(session=session, name=data.name, version=data.version) is not None:
         raise Conflict(f"service {key(data)} already exists")
     connector = connector_for(session, data)
+    data = _dated(None, data)
     service = Service(
         name=data.name, version=data.version, connector=data.connector, title=data.title,
         agency_code=connector.agency_code,
@@ -161,6 +172,7 @@ def replace_service(*, session: Session, service: Service, data: ServiceCreate) 
     """Make `service` match `data`; the changed fields."""
     check_transition(service.status, data.status)
     connector = connector_for(session, data)
+    data = _dated(service, data)
     changes = diff(spec(service), data.model_dump(mode="json"))
     if connector.agency_code != service.agency_code:
         changes["agency_code"] = [service.agency_code, connector.agency_code]

@@ -74,11 +74,16 @@ class Rows:
         assert key is not None, name
         return list(self.connection.execute(sa.select(key).order_by(key)).scalars())
 
-    def rows(self, name: str) -> list[tuple[Any, ...]]:
-        """Every row, in key order (what a rebuilt table must still hold)."""
+    def rows(self, name: str, columns: list[str] | None = None) -> list[tuple[Any, ...]]:
+        """Every row (of only `columns`, if given), in key order (what a rebuilt table must
+        still hold; a later migration may have added columns)."""
         table = self.table(name)
         order = list(table.primary_key.columns)
-        return [tuple(r) for r in self.connection.execute(sa.select(table).order_by(*order))]
+        chosen = [table.c[c] for c in columns] if columns is not None else list(table.columns)
+        return [tuple(r) for r in self.connection.execute(sa.select(*chosen).order_by(*order))]
+
+    def columns(self, name: str) -> list[str]:
+        return [c.name for c in self.table(name).columns]
 
 
 def value_of(kind: sa.types.TypeEngine[Any], n: int) -> Any:

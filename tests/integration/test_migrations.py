@@ -12,9 +12,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
+import registry.models
 from gateway.db import make_engine, migrate
+from registry.types import as_utc, utcnow
 from tests.conftest import BACKENDS
 from tests.integration.rows import Rows, tables_with_generated_keys
 
@@ -151,6 +153,7 @@ def test_the_upgrade_keeps_every_row_and_never_gives_an_id_again(backend, databa
             made.insert("exchange_record", grant_id=97)
         with engine.connect() as connection:
             rows_before = {t: Rows(connection).rows(t) for t in tables}
+            columns_before = {t: Rows(connection).columns(t) for t in tables}
             highest = {t: max(Rows(connection).keys(t)) for t in tables}
         highest["exchange_record"] = max(highest["exchange_record"], 40)
         highest["grant"] = 97
@@ -160,11 +163,9 @@ def test_the_upgrade_keeps_every_row_and_never_gives_an_id_again(backend, databa
         assert schema(engine, tables) == schema_before
         migrate(engine)
 
-        # Later migrations add columns at the end of their table: compare the columns of 0005.
-        width = {t: len(rows[0]) for t, rows in rows_before.items() if rows}
         with engine.begin() as connection:
             made = Rows(connection)
-            assert {t: [r[: width.get(t)] for r in made.rows(t)] for t in tables} == rows_before
+            assert {t: made.rows(t, columns_before[t]) for t in tables} == rows_before
             given = {t: made.insert(t) for t in tables}
         assert {t: given[t] > highest[t] for t in tables} == dict.fromkeys(tables, True), given
         refused = [
@@ -382,5 +383,66 @@ def test_connectors_stored_before_0013_keep_their_behaviour_and_it_reverses(
         with engine.connect() as connection:
             kept = connection.execute(text("SELECT base_url FROM connector")).all()
         assert [tuple(r) for r in kept] == [("http://dan-cu.local",)]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_service_lifecycle_dates_upgrade_keep_services_and_downgrade(
+    backend: str, database_urls: Callable[[str], str]
+) -> None:
+    """0011: a service's lifecycle dates (empty on existing services) and the index of the
+    callers view; the downgrade takes both away and keeps the services."""
+    from alembic import command
+
+    from gateway.db.migrate import alembic_config
+
+    engine = make_engine(database_urls(backend))
+    try:
+        migrate(engine, "0009")
+        with engine.begin() as connection:
+            service = Rows(connection).insert("service")
+            deprecated = Rows(connection).insert("service")
+            connection.execute(
+                text("UPDATE service SET status = 'DEPRECATED' WHERE id = :i"), {"i": deprecated}
+            )
+            name: str = connection.execute(
+                text("SELECT name FROM service WHERE id = :i"), {"i": service}
+            ).scalar_one()
+
+        def shape() -> tuple[set[str], set[str | None]]:
+            found = inspect(engine)
+            columns = {c["name"] for c in found.get_columns("service")}
+            indexes = {i["name"] for i in found.get_indexes("exchange_record")}
+            return columns, indexes
+
+        dates = {"deprecated_at", "sunset_at", "retired_at"}
+        columns, indexes = shape()
+        assert not dates & columns and "ix_exchange_service_version_time" not in indexes
+        migrate(engine)
+        columns, indexes = shape()
+        assert dates <= columns and "ix_exchange_service_version_time" in indexes
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT deprecated_at, sunset_at, retired_at FROM service WHERE id = :i"),
+                {"i": service},
+            ).one()
+        assert tuple(row) == (None, None, None)
+        with Session(engine) as session:  # read as the hub reads it
+            dated = session.get(registry.models.Service, deprecated)
+            assert dated is not None and dated.deprecated_at is not None
+            assert as_utc(dated.deprecated_at) <= utcnow()  # type: ignore[operator]
+
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0009")
+        columns, indexes = shape()
+        assert not dates & columns and "ix_exchange_service_version_time" not in indexes
+        with engine.connect() as connection:
+            names: list[str] = list(connection.execute(text("SELECT name FROM service")).scalars())
+        assert name in names and len(names) == 2
+        migrate(engine)
+        assert dates <= shape()[0]
     finally:
         engine.dispose()

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from gateway.api.admin import (
     agencies,
+    callers,
     connectors,
     consumers,
     grants,
@@ -21,6 +22,7 @@ for _module in (
     agencies,
     connectors,
     schemas,
+    callers,  # before services: /services/{name}/callers is not a version called "callers"
     services,
     consumers,
     grants,

@@ -8,7 +8,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from gateway.api.admin.context import AdminRoute, ManagerContext
-from gateway.api.deps import WritesRegistry
+from gateway.api.deps import SettingsDep, WritesRegistry
+from gateway.catalog.lifecycle import guard_retirement
 from registry import revision
 from registry.crud import access
 from registry.crud.export import export_manifest
@@ -34,9 +35,26 @@ class ApplyResult(BaseModel):
 
 
 @router.post("/apply", response_model=ApplyResult, dependencies=[WritesRegistry])
-def apply(ctx: ManagerContext, manifest: Manifest, dry_run: bool = False) -> ApplyResult:
-    """Apply a manifest all-or-nothing (or, with dry_run, only say what would change)."""
+def apply(
+    ctx: ManagerContext,
+    settings: SettingsDep,
+    manifest: Manifest,
+    dry_run: bool = False,
+    force: bool = False,
+) -> ApplyResult:
+    """Apply a manifest all-or-nothing (or, with dry_run, only say what would change);
+    retiring a service version called recently needs `force=true`."""
     outcomes = apply_manifest(session=ctx.session, manifest=manifest, caller=ctx.actor)
+    for outcome in outcomes:
+        old, new = outcome.changes.get("status") or (None, None)
+        if outcome.kind == "service" and new == "retired" and old != "retired":
+            name, _, version = outcome.key.partition("/")
+            forced = guard_retirement(
+                ctx.session, name=name, version=version, days=settings.retirement_guard_days,
+                force=force,
+            )  # fmt: skip
+            if forced:
+                outcome.changes["forced_retirement"] = {"callers": [c.consumer for c in forced]}
     changed = [o for o in outcomes if o.action != "unchanged"]
     if dry_run or not changed:
         ctx.session.rollback()

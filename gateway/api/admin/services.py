@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from gateway.api.admin.context import AdminRoute, ManagerContext
-from gateway.api.deps import WritesRegistry
+from gateway.api.deps import SettingsDep, WritesRegistry
+from gateway.catalog.lifecycle import guard_retirement, retiring
 from registry.crud import access
 from registry.crud import services as crud
 from registry.models import ServiceCreate, ServicePublic, ServiceUpdate
@@ -46,14 +47,31 @@ def get_service(ctx: ManagerContext, name: str, version: str) -> ServicePublic:
 
 @router.patch("/{name}/{version}", response_model=ServicePublic, dependencies=[WritesRegistry])
 def update_service(
-    ctx: ManagerContext, name: str, version: str, data: ServiceUpdate
+    ctx: ManagerContext,
+    settings: SettingsDep,
+    name: str,
+    version: str,
+    data: ServiceUpdate,
+    force: bool = Query(
+        default=False,
+        description="Retire the version even though consumers called it recently",
+    ),
 ) -> ServicePublic:
-    """Change a service, or move it along its lifecycle with `status`."""
+    """Change a service, or move it along its lifecycle with `status` (retiring a version
+    called in the last LGSP_RETIREMENT_GUARD_DAYS days needs `force=true`)."""
     service = crud.get_service(session=ctx.session, name=name, version=version)
     what = f"service {crud.key(service)}"
     access.require_agency(ctx.actor, service.agency_code, what)
+    forced = None
+    if retiring(data.status, service.status):
+        forced = guard_retirement(
+            ctx.session, name=name, version=version, days=settings.retirement_guard_days,
+            force=force,
+        )  # fmt: skip
     changes = crud.update_service(session=ctx.session, service=service, data=data)
     access.require_agency(ctx.actor, service.agency_code, what)  # a new connector's agency
+    if changes and forced:
+        changes["forced_retirement"] = {"callers": [c.consumer for c in forced]}
     if changes:
         ctx.record("update", "service", crud.key(service), changes)
         ctx.commit()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from tests.conftest import RunningHub
 
@@ -39,6 +40,8 @@ def test_the_openapi_document_declares_how_keys_are_sent(hub: RunningHub) -> Non
     assert schemes["ManagementBearer"]["scheme"] == "bearer"
     assert schemes["SchemaRegistryBasic"]["scheme"] == "basic"
     assert schemes["ConsumerKey"]["name"] == "X-API-Key"
+    token_url = schemes["ConsumerToken"]["flows"]["clientCredentials"]["tokenUrl"]
+    assert token_url == "/oauth2/token"
 
     def security(path: str, method: str) -> list[str]:
         return sorted(k for s in spec["paths"][path][method].get("security", []) for k in s)
@@ -47,5 +50,22 @@ def test_the_openapi_document_declares_how_keys_are_sent(hub: RunningHub) -> Non
     assert security("/admin/agencies", "post") == management
     assert security("/audit/exchanges", "get") == management
     assert security("/subjects", "get") == management
-    assert security("/topics/{topic}/messages", "post") == ["ConsumerKey"]
+    assert security("/topics/{topic}/messages", "post") == ["ConsumerKey", "ConsumerToken"]
     assert security("/healthz", "get") == []
+
+
+def test_the_openapi_document_is_valid_and_secures_the_new_routes(hub: RunningHub) -> None:
+    """The admin and audit OpenAPI validates as OpenAPI 3.1; the callers view takes a management
+    key, the catalogue a consumer key or token."""
+    with hub.client() as client:
+        spec = client.get("/openapi.json").json()
+    OpenAPIV31SpecValidator(spec).validate()
+
+    def security(path: str, method: str) -> list[str]:
+        return sorted(k for s in spec["paths"][path][method].get("security", []) for k in s)
+
+    management = ["ManagementBearer", "ManagementKey", "SchemaRegistryBasic"]
+    assert security("/admin/services/{name}/{version}/callers", "get") == management
+    assert security("/admin/services/{name}/callers", "get") == management
+    for path in ("/catalog", "/catalog/{name}/{version}", "/catalog/{name}/{version}/openapi.json"):
+        assert security(path, "get") == ["ConsumerKey", "ConsumerToken"], path
