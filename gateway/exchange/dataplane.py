@@ -18,7 +18,7 @@ import orjson
 from audit.records import RecordKind
 from connectors import errors as ce
 from connectors.base import UpstreamRequest
-from gateway.exchange import bodies, calls, consumers, grants, providers
+from gateway.exchange import bodies, calls, consumers, grants, limits, providers
 from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
 from gateway.runtime import Runtime
 from gateway.runtime.snapshot import CompiledRoute, ServiceEntry
@@ -131,6 +131,13 @@ class DataPlane:
         call.purpose = purpose[:63] if purpose else None
         if service.personal_data:
             grants.check_purpose(purpose, grant)
+        verdict = await limits.admit(
+            self.runtime.engine,
+            grant_id=grant.id,
+            rate=grant.rate_limit,
+            quota=grant.quota,
+            call=call,
+        )
 
         errors: list[dict[str, str]] = []
         if route.params is not None:
@@ -205,7 +212,7 @@ class DataPlane:
                     errors=contract,
                 )
         out = orjson.dumps(project(answer.body, grant.fields))
-        extra: list[tuple[bytes, bytes]] = []
+        extra = list(verdict.headers)
         if service.status is ServiceStatus.DEPRECATED:
             extra.append((b"deprecation", b"true"))
         if route.contract_warning is not None:

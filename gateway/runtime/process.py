@@ -18,6 +18,7 @@ from connectors.auth import build_auth
 from connectors.base import Connector
 from connectors.factory import create_connector
 from gateway.db import make_engine, migrate
+from gateway.exchange.limits import limited
 from gateway.runtime.snapshot import Snapshot, connector_fingerprint, load
 from gateway.settings import Settings
 from messaging import operations
@@ -198,7 +199,7 @@ class Runtime:
                     live[row.name] = known
                     continue
                 try:
-                    live[row.name] = (fingerprint, create_connector(row))
+                    live[row.name] = (fingerprint, limited(create_connector(row), row))
                 except Exception as exc:  # one bad row must not take the whole registry down
                     log.error("connector %s cannot be built: %s", row.name, exc)
                     broken[row.name] = str(exc) or type(exc).__name__
