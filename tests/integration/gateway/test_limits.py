@@ -99,7 +99,7 @@ def test_an_unlimited_grant_sends_no_ratelimit_headers(make_world, upstream):
 
 def test_bad_limits_are_422_with_the_pointer(hub, make_world, upstream):
     world = limited_world(make_world, upstream)
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"rate_limit": {"requests": 0, "seconds": 10}}, "/rate_limit/requests"),
         ({"rate_limit": {"requests": 5, "seconds": -1}}, "/rate_limit/seconds"),
         ({"rate_limit": {"requests": 5, "seconds": 10, "burst": 0}}, "/rate_limit/burst"),
