@@ -132,6 +132,8 @@ class RateDecision:
     remaining: int  # calls that could pass now, after this one
     reset: int  # seconds until the bucket is full again
     retry_after: int  # seconds until the next call may pass (0 when one may pass now)
+    tat: int  # the shared state after the decision (microseconds), kept in the call's record
+    at: int
 
 
 def gcra(limit: RateLimit, *, allowed: bool, tat: int, at: int) -> RateDecision:
@@ -144,6 +146,8 @@ def gcra(limit: RateLimit, *, allowed: bool, tat: int, at: int) -> RateDecision:
         remaining=max(0, (cap - backlog) // t),
         reset=math.ceil(backlog / MICROS),
         retry_after=math.ceil(wait / MICROS),
+        tat=tat,
+        at=at,
     )
 
 
@@ -181,6 +185,7 @@ class QuotaDecision:
     allowed: bool
     remaining: int
     reset: int  # seconds until the next period
+    period: str
 
 
 def take_quota(
@@ -194,5 +199,5 @@ def take_quota(
     ).one_or_none()
     reset = max(1, math.ceil((next_start - now).total_seconds()))
     if row is None:
-        return QuotaDecision(False, 0, reset)
-    return QuotaDecision(True, max(0, quota.requests - int(row.used)), reset)
+        return QuotaDecision(False, 0, reset, period)
+    return QuotaDecision(True, max(0, quota.requests - int(row.used)), reset, period)

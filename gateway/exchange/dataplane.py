@@ -79,7 +79,9 @@ class DataPlane:
             content_type = PROBLEM_CONTENT_TYPE.encode()
             call.error = f"internal: {type(exc).__name__}"
             extra_headers = []
-        withheld = await calls.recorded(self.runtime.writer, call.finish(status, body))
+        # details: what the limits decided (gateway/exchange/limits.py), if they did.
+        record = call.finish(status, body, details=call.details)
+        withheld = await calls.recorded(self.runtime.writer, record)
         if withheld is not None:
             status, body = withheld.status, withheld.body(request_id)
             content_type = PROBLEM_CONTENT_TYPE.encode()

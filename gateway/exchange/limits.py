@@ -99,6 +99,17 @@ async def admit(
             "the hub could not reach the counters of this grant's rate limit or quota; retry",
             headers={"retry-after": "1"},
         ) from None
+    # The decision, in the call's record: auditors (and the proof test) can replay it.
+    decisions: dict[str, object] = {}
+    if decided_rate is not None:
+        decisions["rate"] = {
+            "allowed": decided_rate.allowed,
+            "at": decided_rate.at,
+            "tat": decided_rate.tat,
+        }
+    if decided_quota is not None:
+        decisions["quota"] = {"allowed": decided_quota.allowed, "period": decided_quota.period}
+    call.details = {"limits": decisions}
     policy = _policies(rate, quota if decided_quota is not None else None)
     state = _state(decided_rate, decided_quota)
     headers = {"ratelimit-policy": policy, "ratelimit": state}
