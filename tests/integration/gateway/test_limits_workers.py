@@ -133,9 +133,9 @@ def test_two_workers_let_through_exactly_what_one_gcra_would(database_urls, upst
     finally:
         engine.dispose()
     assert len(rows) == CALLS
-    decisions = []
+    decisions: list[tuple[int, bool, int]] = []
     for status, details in rows:
-        rate = details["limits"]["rate"]
+        rate: dict[str, Any] = details["limits"]["rate"]
         assert rate["allowed"] == (status == 200), (status, details)
         decisions.append((rate["at"], not rate["allowed"], rate["tat"]))
     # The order the database decided in: `at` never goes back, and at one instant the allowed
