@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -135,7 +135,7 @@ def test_two_workers_let_through_exactly_what_one_gcra_would(database_urls, upst
     assert len(rows) == CALLS
     decisions: list[tuple[int, bool, int]] = []
     for status, details in rows:
-        rate: dict[str, Any] = details["limits"]["rate"]
+        rate: dict[str, Any] = cast(dict[str, Any], details)["limits"]["rate"]
         assert rate["allowed"] == (status == 200), (status, details)
         decisions.append((rate["at"], not rate["allowed"], rate["tat"]))
     # The order the database decided in: `at` never goes back, and at one instant the allowed
