@@ -21,12 +21,15 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
+# A table SQLite rebuilds keeps AUTOINCREMENT: its ids are never given again (0006).
+KEEP_IDS = {"sqlite_autoincrement": True}
+
 
 def upgrade() -> None:
-    with op.batch_alter_table("grant", schema=None) as batch_op:
+    with op.batch_alter_table("grant", table_kwargs=KEEP_IDS) as batch_op:
         batch_op.add_column(sa.Column("rate_limit", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("quota", sa.JSON(), nullable=True))
-    with op.batch_alter_table("connector", schema=None) as batch_op:
+    with op.batch_alter_table("connector", table_kwargs=KEEP_IDS) as batch_op:
         batch_op.add_column(sa.Column("max_in_flight", sa.Integer(), nullable=True))
         batch_op.add_column(
             sa.Column("max_waiting", sa.Integer(), nullable=False, server_default="0")
@@ -35,7 +38,7 @@ def upgrade() -> None:
             sa.Column("max_wait_seconds", sa.Float(), nullable=False, server_default="5.0")
         )
     # The defaults filled the existing rows; the models give new rows theirs.
-    with op.batch_alter_table("connector", schema=None) as batch_op:
+    with op.batch_alter_table("connector", table_kwargs=KEEP_IDS) as batch_op:
         batch_op.alter_column("max_waiting", server_default=None)
         batch_op.alter_column("max_wait_seconds", server_default=None)
     op.create_table(
@@ -60,10 +63,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("quota_usage")
     op.drop_table("rate_limit_state")
-    with op.batch_alter_table("connector", schema=None) as batch_op:
+    with op.batch_alter_table("connector", table_kwargs=KEEP_IDS) as batch_op:
         batch_op.drop_column("max_wait_seconds")
         batch_op.drop_column("max_waiting")
         batch_op.drop_column("max_in_flight")
-    with op.batch_alter_table("grant", schema=None) as batch_op:
+    with op.batch_alter_table("grant", table_kwargs=KEEP_IDS) as batch_op:
         batch_op.drop_column("quota")
         batch_op.drop_column("rate_limit")
