@@ -26,6 +26,7 @@ RESULTS = ROOT / "bench" / "results"
 DIRECT = "direct to upstream"
 PROXY = "nginx proxy"
 HUB = "hub, full pipeline"
+LIMITED = "hub, rate-limited grant"
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,10 @@ def database(options: Options, tmp: Path) -> Iterator[tuple[str, int | None]]:
 
 def bench_hub(
     options: Options, tmp: Path, *, upstream: nginx.Nginx, footer: list[str]
-) -> report.Row:
-    """The hub row: start, provision, check by hand, measure, then count the audit records."""
+) -> list[report.Row]:
+    """The hub rows: start, provision, check by hand, measure, then count the audit records;
+    then the same exchange by a consumer whose grant has a rate limit far above the load (each
+    call pays for the shared counter's statement), in the same run."""
     with database(options, tmp) as (database_url, database_pid):
         _say(f"starting the hub ({options.workers} workers, {options.database})")
         with hub.running(
@@ -167,7 +170,26 @@ def bench_hub(
             )
             if records < answered:
                 footer.append("audit: FEWER RECORDS THAN ANSWERED REQUESTS")
-            return row
+            limited_key = hub.provision_limited(running)
+            hub.check_exchange(running, key=limited_key, workers=options.workers)
+            limited = measure(
+                options,
+                target=LIMITED,
+                url=running.url + hub.API_PATH,
+                lua=wrk.script(
+                    tmp / "limited.lua",
+                    body=payloads.REQUEST_BYTES,
+                    headers=hub.consumer_headers(limited_key),
+                ),
+                watched={"nginx": upstream.pid, "hub": running.pid}
+                | ({"postgresql": database_pid} if database_pid else {}),
+            )
+            running.check_alive()
+            footer.append(
+                f"rate-limited grant: {hub.FAR_ABOVE['requests']:,} calls per "
+                f"{hub.FAR_ABOVE['seconds']} s (never reached): one GCRA statement per call"
+            )
+            return [row, limited]
 
 
 def run(options: Options) -> int:
@@ -198,7 +220,7 @@ def run(options: Options) -> int:
                     )
                 )
             try:
-                rows.append(bench_hub(options, tmp, upstream=server, footer=footer))
+                rows.extend(bench_hub(options, tmp, upstream=server, footer=footer))
             except hub.BenchError as exc:
                 failed = True
                 _say(f"the hub could not be measured: {exc}")
