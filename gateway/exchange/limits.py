@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import Connector, UpstreamRequest, UpstreamResponse
@@ -80,6 +80,7 @@ def _decide(
         try:
             decided = None
             if rate is not None:
+                _no_flush_wait(connection, sqlite)
                 now_us = math.floor(time.time() * 1_000_000)
                 decided = take_rate(connection, grant_id=grant_id, limit=rate, now_us=now_us)
                 connection.commit()
@@ -87,6 +88,7 @@ def _decide(
                     return decided, None
             if quota is None:
                 return decided, None
+            _no_flush_wait(connection, sqlite)
             counted = take_quota(connection, grant_id=grant_id, quota=quota, now=now)
             connection.commit()
             return decided, counted
@@ -95,6 +97,18 @@ def _decide(
                 connection.rollback()
                 connection.exec_driver_sql("PRAGMA synchronous=FULL")
                 connection.commit()
+
+
+def _no_flush_wait(connection: Connection, sqlite: bool) -> None:
+    """PostgreSQL: this transaction's commit does not wait for its WAL to reach the disk.
+
+    Every decision on a grant takes its row's lock until commit, so a commit that waits for an
+    fsync would cap a grant at one decision per fsync (about 130 a second on the bench's VM).
+    Without the wait the decision is as atomic and as consistent; only a crash of the database
+    server itself may forget the last fraction of a second of counts (wal_writer_delay x 3).
+    """
+    if not sqlite:
+        connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
 async def admit(
