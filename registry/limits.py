@@ -116,14 +116,17 @@ ON CONFLICT (grant_id) DO UPDATE SET
     ELSE rate_limit_state.tat END
 RETURNING tat, at, allowed
 """
-GCRA_SQL = {"postgresql": _GCRA, "sqlite": _GCRA.replace("GREATEST(", "max(")}
+GCRA_SQL = {
+    "postgresql": text(_GCRA),
+    "sqlite": text(_GCRA.replace("GREATEST(", "max(")),
+}
 
-QUOTA_SQL = """
+QUOTA_SQL = text("""
 INSERT INTO quota_usage (grant_id, period, used) VALUES (:grant, :period, 1)
 ON CONFLICT (grant_id, period) DO UPDATE SET used = quota_usage.used + 1
 WHERE quota_usage.used < :quota
 RETURNING used
-"""
+""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +159,7 @@ def take_rate(
 ) -> RateDecision:
     """One GCRA decision for `grant_id` at `now_us`, taken atomically by the database."""
     row = connection.execute(
-        text(GCRA_SQL[connection.dialect.name]),
+        GCRA_SQL[connection.dialect.name],
         {
             "grant": grant_id,
             "now": now_us,
@@ -194,7 +197,7 @@ def take_quota(
     """Count one call against the quota, atomically, unless it is used up."""
     period, next_start = period_of(quota, now)
     row = connection.execute(
-        text(QUOTA_SQL),
+        QUOTA_SQL,
         {"grant": grant_id, "period": period, "quota": quota.requests},
     ).one_or_none()
     reset = max(1, math.ceil((next_start - now).total_seconds()))
