@@ -27,6 +27,7 @@ DIRECT = "direct to upstream"
 PROXY = "nginx proxy"
 HUB = "hub, full pipeline"
 HUB_BEARER = "hub, full pipeline, bearer token"
+LIMITED = "hub, rate-limited grant"
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,9 @@ def bench_hub(
     options: Options, tmp: Path, *, upstream: nginx.Nginx, footer: list[str]
 ) -> list[report.Row]:
     """The hub rows: start, provision, check by hand, measure with the API key, count the audit
-    records; then the same exchange with an OAuth2 access token (Authorization: Bearer)."""
+    records; then the same exchange with an OAuth2 access token (Authorization: Bearer), and by a
+    consumer whose grant has a rate limit far above the load (each call pays for the shared
+    counter's statement), in the same run."""
     with database(options, tmp) as (database_url, database_pid):
         _say(f"starting the hub ({options.workers} workers, {options.database})")
         with hub.running(
@@ -183,7 +186,26 @@ def bench_hub(
                 | ({"postgresql": database_pid} if database_pid else {}),
             )
             running.check_alive()
-            return [row, bearer]
+            limited_key = hub.provision_limited(running)
+            hub.check_exchange(running, key=limited_key, workers=options.workers)
+            limited = measure(
+                options,
+                target=LIMITED,
+                url=running.url + hub.API_PATH,
+                lua=wrk.script(
+                    tmp / "limited.lua",
+                    body=payloads.REQUEST_BYTES,
+                    headers=hub.consumer_headers(limited_key),
+                ),
+                watched={"nginx": upstream.pid, "hub": running.pid}
+                | ({"postgresql": database_pid} if database_pid else {}),
+            )
+            running.check_alive()
+            footer.append(
+                f"rate-limited grant: {hub.FAR_ABOVE['requests']:,} calls per "
+                f"{hub.FAR_ABOVE['seconds']} s (never reached): one GCRA statement per call"
+            )
+            return [row, bearer, limited]
 
 
 def run(options: Options) -> int:

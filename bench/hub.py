@@ -197,6 +197,42 @@ def provision(hub: Hub, *, upstream_url: str) -> str:
     return key
 
 
+LIMITED_CONSUMER = "bench-limited"
+# Far above any load this machine makes: every call pays for the decision, none is refused.
+FAR_ABOVE = {"requests": 1_000_000, "seconds": 1}
+
+
+def provision_limited(hub: Hub) -> str:
+    """A second consumer of the same service whose grant has a rate limit; its key."""
+    with httpx.Client(base_url=hub.url, headers={"X-API-Key": hub.admin_key}, timeout=30) as admin:
+        _ok(
+            admin.post(
+                "/admin/consumers",
+                json={
+                    "name": LIMITED_CONSUMER,
+                    "agency_code": payloads.AGENCY_CODE,
+                    "title": "Một cửa điện tử (bench, rate-limited grant)",
+                },
+            )
+        )
+        url = f"/admin/consumers/{LIMITED_CONSUMER}/keys"
+        key = str(_ok(admin.post(url, json={"label": "bench"}))["key"])
+        grant = _ok(
+            admin.post(
+                "/admin/grants",
+                json={
+                    "consumer": LIMITED_CONSUMER,
+                    "service": SERVICE,
+                    "purposes": [payloads.PURPOSE],
+                    "fields": payloads.GRANTED_FIELDS,
+                    "rate_limit": FAR_ABOVE,
+                },
+            )
+        )
+        _ok(admin.post(f"/admin/grants/{grant['id']}/decision", json={"decision": "approve"}), 200)
+    return key
+
+
 def consumer_headers(key: str) -> dict[str, str]:
     return {"X-API-Key": key, "X-Purpose": payloads.PURPOSE, "Content-Type": "application/json"}
 

@@ -29,6 +29,7 @@ from registry.connector_settings import (
     HealthCheck,
     HealthPath,
 )
+from registry.limits import Quota, RateLimit
 from registry.types import (
     NEVER_REUSED,
     AgencyCode,
@@ -153,6 +154,11 @@ class ConnectorBase(SQLModel):
     # It never runs past the exchange deadline, retry.max_delay, which is at most 120 s.
     attempt_deadline: float | None = Field(default=None, gt=0, le=120)
     max_connections: int = Field(default=100, ge=1, le=1000)
+    # Calls to the provider at once, per hub process (None: up to max_connections), and how
+    # many more may wait for a slot, each at most max_wait_seconds (gateway/exchange/limits.py).
+    max_in_flight: int | None = Field(default=None, ge=1, le=1000)
+    max_waiting: int = Field(default=0, ge=0, le=10_000)
+    max_wait_seconds: float = Field(default=5.0, gt=0, le=120)
     # GET {each base URL}{health_path}: active health checks (registry/connector_settings.py).
     health_path: HealthPath | None = None
 
@@ -222,6 +228,9 @@ class ConnectorUpdate(SQLModel):
     read_timeout: float | None = Field(default=None, gt=0, le=300)
     attempt_deadline: float | None = Field(default=None, gt=0, le=120)  # null: the default
     max_connections: int | None = Field(default=None, ge=1, le=1000)
+    max_in_flight: int | None = Field(default=None, ge=1, le=1000)  # null: no limit
+    max_waiting: int | None = Field(default=None, ge=0, le=10_000)
+    max_wait_seconds: float | None = Field(default=None, gt=0, le=120)
     health_path: HealthPath | None = None
     auth: ConnectorAuth | None = None
     options: ConnectorOptions | None = None
@@ -619,6 +628,8 @@ class GrantCreate(GrantBase):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
     valid_from: UtcDatetime | None = None
     valid_until: UtcDatetime | None = None
+    rate_limit: RateLimit | None = None  # registry/limits.py
+    quota: Quota | None = None
 
     @field_validator("versions")
     @classmethod
@@ -663,6 +674,8 @@ class GrantUpdate(SQLModel):
     valid_from: UtcDatetime | None = None
     valid_until: UtcDatetime | None = None
     description: Text | None = None
+    rate_limit: RateLimit | None = None  # null: none
+    quota: Quota | None = None
 
 
 class GrantDecision(SQLModel):
@@ -705,6 +718,8 @@ class GrantPublic(GrantBase):
     decided_by: str | None
     decided_at: datetime | None
     created_at: datetime
+    rate_limit: RateLimit | None = None
+    quota: Quota | None = None
     history: list[GrantDecisionPublic] = []  # every decision, oldest first
 
 
@@ -720,6 +735,8 @@ class Grant(GrantBase, table=True):
     decided_by: str | None = None
     decided_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    rate_limit: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    quota: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class GrantDecisionRow(SQLModel, table=True):

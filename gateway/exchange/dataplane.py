@@ -18,7 +18,7 @@ import orjson
 from audit.records import RecordKind
 from connectors import errors as ce
 from connectors.base import UpstreamRequest
-from gateway.exchange import bodies, calls, consumers, grants, providers, tokens
+from gateway.exchange import bodies, calls, consumers, grants, limits, providers, tokens
 from gateway.problems import PROBLEM_CONTENT_TYPE, Problem
 from gateway.runtime import Runtime
 from gateway.runtime.snapshot import CompiledRoute, ServiceEntry
@@ -81,9 +81,9 @@ class DataPlane:
             content_type = PROBLEM_CONTENT_TYPE.encode()
             call.error = f"internal: {type(exc).__name__}"
             extra_headers = []
-        withheld = await calls.recorded(
-            self.runtime.writer, call.finish(status, body, details=call.details)
-        )
+        # details: what the limits decided (gateway/exchange/limits.py), if they did.
+        record = call.finish(status, body, details=call.details)
+        withheld = await calls.recorded(self.runtime.writer, record)
         if withheld is not None:
             status, body = withheld.status, withheld.body(request_id)
             content_type = PROBLEM_CONTENT_TYPE.encode()
@@ -137,6 +137,13 @@ class DataPlane:
         call.purpose = purpose[:63] if purpose else None
         if service.personal_data:
             grants.check_purpose(purpose, grant)
+        verdict = await limits.admit(
+            self.runtime.engine,
+            grant_id=grant.id,
+            rate=grant.rate_limit,
+            quota=grant.quota,
+            call=call,
+        )
 
         errors: list[dict[str, str]] = []
         if route.params is not None:
@@ -213,7 +220,7 @@ class DataPlane:
                     errors=contract,
                 )
         out = orjson.dumps(project(answer.body, grant.fields))
-        extra: list[tuple[bytes, bytes]] = [*service.lifecycle.headers]
+        extra = [*verdict.headers, *service.lifecycle.headers]
         if route.contract_warning is not None:
             extra.append((b"warning", route.contract_warning))
         return answer.status, out, extra

@@ -19,6 +19,7 @@ from connectors.base import Connector
 from connectors.factory import create_connector
 from connectors.health import HealthMonitor
 from gateway.db import make_engine, migrate
+from gateway.exchange.limits import limited, unwrapped
 from gateway.runtime.snapshot import Snapshot, connector_fingerprint, load
 from gateway.settings import Settings
 from messaging import operations
@@ -205,7 +206,7 @@ class Runtime:
                     live[row.name] = known
                     continue
                 try:
-                    live[row.name] = (fingerprint, create_connector(row))
+                    live[row.name] = (fingerprint, limited(create_connector(row), row))
                 except Exception as exc:  # one bad row must not take the whole registry down
                     log.error("connector %s cannot be built: %s", row.name, exc)
                     broken[row.name] = str(exc) or type(exc).__name__
@@ -270,8 +271,10 @@ class Runtime:
     # ------------------------------------------------------------ helpers for the data plane
 
     def connectors(self) -> dict[str, Connector]:
-        """The live connectors of this process, by name."""
-        return {name: connector for name, (_, connector) in self._connectors.items()}
+        """The live connectors of this process, by name, as built: a connector held to a
+        max_in_flight is wrapped for the data plane; health checks and reports see what it
+        wraps."""
+        return {name: unwrapped(connector) for name, (_, connector) in self._connectors.items()}
 
     def subject_hash(self, identifier: str) -> str:
         """The keyed hash under which a data subject appears in the audit log."""

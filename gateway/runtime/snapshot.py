@@ -20,6 +20,7 @@ from connectors.base import Connector
 from gateway.catalog.lifecycle import NOT_ANNOUNCED, Lifecycle, lifecycle_of
 from gateway.runtime.tokens import TokenState, load_tokens
 from messaging.entries import SubscriptionEntry, TopicEntry, decode_secret
+from registry.limits import Quota, RateLimit
 from registry.models import (
     Agency,
     ApiKey,
@@ -93,6 +94,8 @@ class GrantEntry:
     valid_until: datetime | None
     reason: str | None
     legal_basis: str | None
+    rate_limit: RateLimit | None = None  # registry/limits.py
+    quota: Quota | None = None
 
     def covers(self, version: str) -> bool:
         return "*" in self.versions or version in self.versions
@@ -245,6 +248,8 @@ def load(
                 valid_until=as_utc(grant.valid_until),
                 reason=grant.reason,
                 legal_basis=grant.legal_basis,
+                rate_limit=None if grant.rate_limit is None else RateLimit(**grant.rate_limit),
+                quota=None if grant.quota is None else Quota(**grant.quota),
             )
         )
     topics = _topics(session, validators)

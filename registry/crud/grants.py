@@ -29,7 +29,16 @@ from registry.models import (
 )
 from registry.types import GrantStatus, Role, Text, as_utc, utcnow
 
-TERMS = ("versions", "purposes", "fields", "valid_from", "valid_until", "description")
+TERMS = (
+    "versions",
+    "purposes",
+    "fields",
+    "valid_from",
+    "valid_until",
+    "description",
+    "rate_limit",
+    "quota",
+)
 DECISION = ("status", "reason", "legal_basis")
 
 
@@ -195,6 +204,10 @@ def set_terms(
         return changes
     for name in TERMS:
         setattr(grant, name, getattr(data, name))
+    # Kept as JSON: the terms as they were stated (burst absent stays absent).
+    rate, quota = data.rate_limit, data.quota
+    grant.rate_limit = rate.model_dump(exclude_unset=True) if rate is not None else None
+    grant.quota = quota.model_dump() if quota is not None else None
     grant.valid_from = as_utc(data.valid_from)
     grant.valid_until = as_utc(data.valid_until)
     if grant.status is not GrantStatus.REQUESTED:

@@ -74,16 +74,21 @@ class Rows:
         assert key is not None, name
         return list(self.connection.execute(sa.select(key).order_by(key)).scalars())
 
-    def rows(self, name: str, columns: list[str] | None = None) -> list[tuple[Any, ...]]:
-        """Every row (of only `columns`, if given), in key order (what a rebuilt table must
-        still hold; a later migration may have added columns)."""
+    def rows(self, name: str) -> list[dict[str, Any]]:
+        """Every row, in key order (what a rebuilt table must still hold)."""
         table = self.table(name)
         order = list(table.primary_key.columns)
-        chosen = [table.c[c] for c in columns] if columns is not None else list(table.columns)
-        return [tuple(r) for r in self.connection.execute(sa.select(*chosen).order_by(*order))]
+        query = sa.select(table).order_by(*order)
+        return [dict(r._mapping) for r in self.connection.execute(query)]
 
-    def columns(self, name: str) -> list[str]:
-        return [c.name for c in self.table(name).columns]
+    def kept(self, before: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        """The tables of `before` as they are now, in the columns they had then (a later
+        migration may add columns: the rows must still hold what they held)."""
+        now = {}
+        for name, rows in before.items():
+            columns = list(rows[0]) if rows else []
+            now[name] = [{c: r[c] for c in columns} for r in self.rows(name)]
+        return now
 
 
 def value_of(kind: sa.types.TypeEngine[Any], n: int) -> Any:

@@ -215,3 +215,41 @@ def test_schemas_in_manifests(reg: Registry) -> None:
     problem(apply(reg, broken), 422, "/schemas/0/versions/1/schema/type")
     # Nothing of the refused manifests stayed.
     assert [v["version"] for v in ok(reg.client.get(f"/admin/schemas/{code}/versions"))] == [1]
+
+
+def test_limits_in_manifests(reg: Registry) -> None:
+    """A grant's rate limit and quota and a connector's calls at once are declared in manifests,
+    exported as stated, refused with the manifest's pointer when they make no sense, and a
+    changed limit is a change of the grant's terms."""
+    doc = manifest(reg)
+    doc["connectors"][0] |= {"max_in_flight": 4, "max_waiting": 10, "max_wait_seconds": 2.5}
+    doc["grants"][0] |= {
+        "rate_limit": {"requests": 50, "seconds": 10, "burst": 20},
+        "quota": {"requests": 10_000, "period": "month"},
+    }
+    ok(apply(reg, doc))
+    exported = ok(reg.client.get("/admin/export"))
+    (connector,) = [c for c in exported["connectors"] if c["name"] == doc["connectors"][0]["name"]]
+    assert (connector["max_in_flight"], connector["max_waiting"]) == (4, 10)
+    assert connector["max_wait_seconds"] == 2.5
+    consumer = doc["consumers"][0]["name"]
+    (grant,) = [g for g in exported["grants"] if g["consumer"] == consumer]
+    assert grant["rate_limit"] == {"requests": 50, "seconds": 10, "burst": 20}
+    assert grant["quota"] == {"requests": 10_000, "period": "month"}
+
+    bad = copy.deepcopy(doc)
+    bad["grants"][0]["rate_limit"]["requests"] = 0
+    problem(apply(reg, bad), 422, "/grants/0/rate_limit/requests")
+    bad = copy.deepcopy(doc)
+    bad["grants"][0]["quota"]["requests"] = -5
+    problem(apply(reg, bad), 422, "/grants/0/quota/requests")
+    bad = copy.deepcopy(doc)
+    bad["connectors"][0]["max_in_flight"] = 0
+    problem(apply(reg, bad), 422, "/connectors/0/max_in_flight")
+
+    changed = copy.deepcopy(doc)
+    changed["grants"][0]["rate_limit"]["requests"] = 100
+    del changed["grants"][0]["status"]
+    ok(apply(reg, changed))
+    (after,) = ok(reg.client.get("/admin/grants", params={"consumer": consumer}))
+    assert after["status"] == "requested" and after["rate_limit"]["requests"] == 100
