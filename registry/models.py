@@ -203,7 +203,8 @@ class Connector(ConnectorBase, table=True):
     __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     auth_params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    secret: str | None = Field(default=None, max_length=4000)  # write-only, never returned
+    # Sealed (registry/sealing.py): a 4000-character secret takes about 5400 once sealed.
+    secret: str | None = Field(default=None, max_length=8000)  # write-only, never returned
     options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     retry: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 

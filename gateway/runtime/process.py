@@ -18,6 +18,7 @@ from connectors.auth import build_auth
 from connectors.base import Connector
 from connectors.factory import create_connector
 from gateway.db import make_engine, migrate
+from gateway.db.sealing import attach_ring
 from gateway.runtime.snapshot import Snapshot, connector_fingerprint, load
 from gateway.settings import Settings
 from messaging import operations
@@ -29,8 +30,10 @@ from messaging.push import HttpPusher
 from messaging.relay import Relay
 from messaging.threads import Threads
 from registry import principals
+from registry.crud import connectors
 from registry.models import Connector as ConnectorRow
 from registry.revision import current
+from registry.sealing import KeyRing, ring_of
 from schemas.cache import ValidatorCache
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
+        attach_ring(self.engine, settings)  # before the migrations: 0014 seals with it
         self.writer = AuditWriter(self.engine, batch_max=settings.audit_batch_max)
         self.audit_key_file = settings.audit_key_file or default_key_file(settings.database_url)
         self.audit_log = AuditLog(
@@ -198,7 +202,8 @@ class Runtime:
                     live[row.name] = known
                     continue
                 try:
-                    live[row.name] = (fingerprint, create_connector(row))
+                    opened = connectors.with_secret_opened(row, ring_of(session))
+                    live[row.name] = (fingerprint, create_connector(opened))
                 except Exception as exc:  # one bad row must not take the whole registry down
                     log.error("connector %s cannot be built: %s", row.name, exc)
                     broken[row.name] = str(exc) or type(exc).__name__
@@ -213,7 +218,9 @@ class Runtime:
                 validators=self.validators,
                 connectors={name: c for name, (_, c) in live.items()},
                 broken=broken,
-                connector_headers={row.name: (row.base_url, _static_headers(row)) for row in rows},
+                connector_headers={
+                    row.name: (row.base_url, _static_headers(row, ring_of(session))) for row in rows
+                },
             )
         return snapshot, stale
 
@@ -267,9 +274,10 @@ class Runtime:
         return subject_hash(self._subject_key, identifier)
 
 
-def _static_headers(row: ConnectorRow) -> dict[str, str]:
+def _static_headers(row: ConnectorRow, ring: KeyRing) -> dict[str, str]:
     """The connector's fixed credentials (API key, basic) for pushes to it."""
     try:
-        return dict(build_auth(row.auth_config()).static_headers)
+        opened = connectors.with_secret_opened(row, ring)
+        return dict(build_auth(opened.auth_config()).static_headers)
     except Exception:  # a broken connector is reported by the snapshot; push without them
         return {}

@@ -1,7 +1,9 @@
 """Connectors: how the hub reaches a provider. Credentials are write-only.
 
-The secret (`auth.secret`) is stored in `Connector.secret`, never returned, and never part of a
-spec or a change record: a change of secret shows as `auth.secret: [(hidden), (changed)]`.
+The secret (`auth.secret`) is stored sealed in `Connector.secret` (registry/sealing.py, under the
+key ring attached to the session's database), never returned, and never part of a spec or a
+change record: a change of secret shows as `auth.secret: [(hidden), (changed)]`. A request that
+carries the stored (sealed) value back, as PATCH and manifests do to keep it, keeps it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 from sqlmodel import Session, col, select
 
+from registry import sealing
 from registry.crud.diff import SECRET_CHANGED, SECRET_HIDDEN, created, diff
 from registry.crud.errors import Conflict, Invalid, NotFound
 from registry.models import (
@@ -53,28 +56,56 @@ def _plain(secret: SecretStr | None) -> str | None:
     return secret.get_secret_value() if secret is not None else None
 
 
-def secret_changed(connector: Connector, secret: SecretStr | None) -> bool:
+def _is_stored(connector: Connector, secret: str | None) -> bool:
+    """Whether `secret` is the stored sealed value itself (sent back to keep it)."""
+    stored = connector.secret
+    return (
+        secret is not None
+        and stored is not None
+        and hmac.compare_digest(secret.encode(), stored.encode())
+    )
+
+
+def secret_changed(connector: Connector, secret: SecretStr | None, *, session: Session) -> bool:
     """Whether `secret` differs from the stored one (compared in constant time)."""
     new, old = _plain(secret), connector.secret
     if new is None or old is None:
         return new is not old
-    return not hmac.compare_digest(new.encode(), old.encode())
+    if _is_stored(connector, new):
+        return False
+    opened = sealing.ring_of(session).open(old, context=sealing.connector_context(connector.name))
+    return not hmac.compare_digest(new.encode(), opened.encode())
 
 
-def _check(session: Session, data: ConnectorCreate) -> None:
+def _check(session: Session, data: ConnectorCreate, connector: Connector | None = None) -> None:
     secret = _plain(data.auth.secret)
-    if secret is not None and len(secret) > MAX_SECRET:
+    kept = connector is not None and _is_stored(connector, secret)
+    if secret is not None and not kept and len(secret) > MAX_SECRET:
         raise Invalid.at("/auth/secret", f"must be at most {MAX_SECRET} characters")
     if session.get(Agency, data.agency_code) is None:
         raise Invalid.at("/agency_code", f"there is no agency {data.agency_code}")
 
 
-def _store(connector: Connector, data: ConnectorCreate) -> None:
+def _store(session: Session, connector: Connector, data: ConnectorCreate) -> None:
     connector.sqlmodel_update(data.model_dump(exclude={"auth", "options", "retry"}))
     connector.auth_params = data.auth.model_dump(mode="json", exclude={"secret"}, exclude_none=True)
-    connector.secret = _plain(data.auth.secret)
+    secret = _plain(data.auth.secret)
+    if secret is not None and not _is_stored(connector, secret):
+        secret = sealing.ring_of(session).seal(
+            secret, context=sealing.connector_context(connector.name)
+        )
+    connector.secret = secret
     connector.options = data.options.model_dump(mode="json")
     connector.retry = data.retry.model_dump(mode="json")
+
+
+def with_secret_opened(connector: Connector, ring: sealing.KeyRing) -> Connector:
+    """A detached copy of `connector` holding its secret in clear, to build its client from
+    (never added to a session, so never written back); SealingError if it does not open."""
+    copy = Connector.model_validate(connector.model_dump())
+    if connector.secret is not None:
+        copy.secret = ring.open(connector.secret, context=sealing.connector_context(connector.name))
+    return copy
 
 
 def find_connector(*, session: Session, name: str) -> Connector | None:
@@ -104,7 +135,7 @@ def create_connector(
     connector = Connector(
         name=data.name, agency_code=data.agency_code, kind=data.kind, base_url=data.base_url
     )
-    _store(connector, data)
+    _store(session, connector, data)
     session.add(connector)
     session.flush()
     changes = created(_desired(data))
@@ -122,12 +153,12 @@ def replace_connector(
             raise Invalid.at(
                 f"/{field}", f"a connector's {field} cannot change; delete and recreate it"
             )
-    _check(session, data)
+    _check(session, data, connector)
     changes = diff(spec(connector), _desired(data))
-    if secret_changed(connector, data.auth.secret):
+    if secret_changed(connector, data.auth.secret, session=session):
         changes["auth.secret"] = [SECRET_HIDDEN, SECRET_CHANGED]
     if changes:
-        _store(connector, data)
+        _store(session, connector, data)
         session.add(connector)
         session.flush()
     return changes
