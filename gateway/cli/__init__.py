@@ -184,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (audit_verify, audit_reports, audit_retention, audit_keys):
         module.add_commands(audit_commands)
+    from gateway.cli import secrets
+
+    secrets.add_commands(commands)
     return parser
 
 
