@@ -151,8 +151,10 @@ class Runtime:
         if not await self.threads.idle(10.0):
             log.warning("%d messaging calls still running at shutdown", self.threads.running)
         self.threads.close()
-        for task in list(self._retiring):
+        retiring = list(self._retiring)
+        for task in retiring:
             task.cancel()
+        await asyncio.gather(*retiring, return_exceptions=True)
         for _, connector in self._connectors.values():
             await connector.aclose()
         self._connectors.clear()
@@ -226,8 +228,10 @@ class Runtime:
 
     def _retire(self, connector: Connector) -> None:
         async def close_later() -> None:
-            await asyncio.sleep(CONNECTOR_GRACE_SECONDS)
-            await connector.aclose()
+            try:
+                await asyncio.sleep(CONNECTOR_GRACE_SECONDS)
+            finally:  # also when stop() cancels the wait: its client is closed all the same
+                await connector.aclose()
 
         task = asyncio.create_task(close_later())
         self._retiring.add(task)
