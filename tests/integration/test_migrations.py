@@ -300,3 +300,66 @@ def test_a_migration_killed_half_way_leaves_the_database_as_it_was(
             assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
     finally:
         engine.dispose()
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
+    from gateway.db.migrate import alembic_config
+
+    config = alembic_config()
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # as migrate() does
+            connection.commit()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+        connection.commit()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_secrets_stored_in_clear_are_sealed_by_0014_and_opened_by_its_downgrade(
+    backend: str, database_urls: Callable[[str], str]
+) -> None:
+    from registry import sealing
+
+    engine = make_engine(database_urls(backend))
+    ring = sealing.KeyRing.generate()
+    sealing.attach(engine, ring)  # as the hub does before migrating
+    long_secret = "p" * 4000  # the longest a connector may hold, which grows when sealed
+    try:
+        migrate(engine, "0009")
+        with engine.begin() as connection:
+            made = Rows(connection)
+            for name, secret in (("api", "key-in-clear"), ("long", long_secret), ("none", None)):
+                made.insert("connector", name=name, secret=secret)
+            for name, given in (("push", ["whsec_A", "whsec_B"]), ("group", [])):
+                made.insert("subscription", name=name, secrets=given)
+        migrate(engine)
+
+        def stored() -> dict[str, Any]:
+            with engine.connect() as connection:
+                found: dict[str, Any] = dict(
+                    connection.execute(text("SELECT name, secret FROM connector")).all()
+                )
+                rows = connection.execute(text("SELECT name, secrets FROM subscription")).all()
+                for name, given in rows:  # a list on PostgreSQL, JSON text on SQLite
+                    found[str(name)] = given if isinstance(given, list) else json.loads(str(given))
+            return found
+
+        sealed = stored()
+        assert sealed["none"] is None and sealed["group"] == []
+        values = [sealed["api"], sealed["long"], *sealed["push"]]
+        assert {sealing.kid_of(v) for v in values} == {ring.current_kid}
+        connector = sealing.connector_context
+        assert ring.open(sealed["api"], context=connector("api")) == "key-in-clear"
+        assert ring.open(sealed["long"], context=connector("long")) == long_secret
+        push = sealing.subscription_context("push")
+        assert [ring.open(v, context=push) for v in sealed["push"]] == ["whsec_A", "whsec_B"]
+
+        downgrade(engine, "0009")
+        opened = stored()
+        assert opened["api"] == "key-in-clear" and opened["long"] == long_secret
+        assert opened["push"] == ["whsec_A", "whsec_B"] and opened["none"] is None
+    finally:
+        engine.dispose()
