@@ -2,6 +2,7 @@
 
     generate   write a new key file (refuses to overwrite one)
     rotate     put a new key first in the file, then seal every stored secret again under it
+               (--no-reseal: only add the key, for replicas that each hold a copy of the file)
     reseal     seal every stored secret again under the file's first key (resumes a rotation)
     status     how many stored secrets each key sealed
     prune      remove from the file the keys that no stored secret uses any more
@@ -75,6 +76,9 @@ def _rotate(args: argparse.Namespace) -> int:
     # open the new values (a ring reads its file again when it meets an unknown key id).
     sealing.write_key_file(path, ring)
     print(f"new key {ring.current_kid} first in {path}")
+    if args.no_reseal:
+        print("copy the file to every replica, then run `lgsp secrets reseal`")
+        return 0
     engine = _engine(ring)
     try:
         _reseal(ring, engine)
@@ -156,4 +160,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     ):
         sub = actions.add_parser(name, help=text)
         sub.add_argument("--key-file", help="default: LGSP_SECRETS_KEY_FILE")
+        if name == "rotate":
+            sub.add_argument(
+                "--no-reseal",
+                action="store_true",
+                help="only put the new key first (replicas with their own copy of the file)",
+            )
         sub.set_defaults(func=_run, secrets_func=func)
