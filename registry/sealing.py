@@ -99,6 +99,7 @@ class KeyRing:
         self._current = keys[0][0]
         self.path = path
         self._lock = threading.Lock()
+        self._read = _modified(path)
 
     def __repr__(self) -> str:  # never the keys themselves
         return f"KeyRing(kids={self.kids!r}, path={self.path!r})"
@@ -128,7 +129,10 @@ class KeyRing:
         return KeyRing([(k, v) for k, v in self._keys.items() if k not in kids], path=self.path)
 
     def seal(self, plaintext: str, *, context: str) -> str:
-        """`plaintext` sealed under the current key, bound to `context`."""
+        """`plaintext` sealed under the current key, bound to `context` (a ring read from a file
+        first reads it again if it changed, so a rotation's new key seals at once)."""
+        if self.path is not None and _modified(self.path) != self._read:
+            self._reload()
         kid = self._current
         nonce = os.urandom(NONCE_BYTES)
         sealed = AESGCM(self._keys[kid]).encrypt(
@@ -165,9 +169,7 @@ class KeyRing:
     def _key(self, kid: str) -> bytes:
         key = self._keys.get(kid)
         if key is None and self.path is not None:
-            with self._lock:  # the file may have gained the key since it was read
-                fresh = read_key_file(self.path)
-                self._keys, self._current = fresh._keys, fresh._current
+            self._reload()  # the file may have gained the key since it was read
             key = self._keys.get(kid)
         if key is None:
             raise UnknownKey(
@@ -175,6 +177,21 @@ class KeyRing:
                 f"{self.path or '(none)'} does not hold"
             )
         return key
+
+    def _reload(self) -> None:
+        assert self.path is not None
+        with self._lock:
+            fresh = read_key_file(self.path)
+            self._keys, self._current, self._read = fresh._keys, fresh._current, fresh._read
+
+
+def _modified(path: Path | None) -> tuple[int, int, int] | None:
+    """What changes when the file is written (write_key_file replaces it: a new inode)."""
+    try:
+        found = None if path is None else path.stat()
+    except OSError:
+        return None
+    return None if found is None else (found.st_ino, found.st_mtime_ns, found.st_size)
 
 
 def _associated(kid: str, context: str) -> bytes:

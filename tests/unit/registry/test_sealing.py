@@ -101,6 +101,16 @@ def test_a_ring_read_from_a_file_learns_a_key_added_to_it(tmp_path: Path) -> Non
     assert running.current_kid == rotated.current_kid  # and seals under it from now on
 
 
+def test_a_ring_read_from_a_file_seals_under_the_key_a_rotation_put_first(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.key"
+    running = sealing.load_key_file(path, generate=True)
+    rotated = sealing.read_key_file(path).with_new_key()
+    sealing.write_key_file(path, rotated)
+    sealed = running.seal("s3cret", context=HERE)
+    assert sealing.kid_of(sealed) == rotated.current_kid
+    assert rotated.open(sealed, context=HERE) == "s3cret"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
