@@ -22,7 +22,12 @@ from registry import sealing
 from registry.sealed import count_by_key
 from tests.conftest import BACKENDS, RunningHub, start_hub
 from tests.integration.conftest import World, ok, provision
-from tests.integration.messaging.receiver import Channel, make_channel, running_receiver
+from tests.integration.messaging.receiver import (
+    Arrival,
+    Channel,
+    make_channel,
+    running_receiver,
+)
 from tests.wait import wait_until
 
 ECHO = {"method": "POST", "path": "/echo/{item}", "upstream_path": "/echo/{item}"}
@@ -68,7 +73,7 @@ def upstream_saw(world: World) -> str:
     return seen
 
 
-def delivered_and_verified(channel: Channel, secret: str, n: int) -> None:
+def delivered_and_verified(channel: Channel, secret: str, n: int) -> Arrival:
     """Publish a message and see it arrive signed with `secret`."""
     assert channel.publish({"id": "HS-1", "n": n}).status_code == 202
     arrival = wait_until(
@@ -76,6 +81,7 @@ def delivered_and_verified(channel: Channel, secret: str, n: int) -> None:
         what=f"message {n} delivered",
     )
     assert Webhook(secret).verify(arrival.body, arrival.headers) == arrival.value
+    return arrival
 
 
 def everything_stored(engine: Engine) -> str:
@@ -93,10 +99,34 @@ def forms(secret: str) -> list[str]:
     return [secret, secret.removeprefix("whsec_")]
 
 
+SEARCH = """
+import sys
+from pathlib import Path
+raw = b"".join(Path(p).read_bytes() for p in sys.argv[2:] if Path(p).exists())
+print(" ".join(s for s in sys.argv[1].split(",") if s.encode() in raw))
+"""
+
+
+def in_files(paths: list[Path], hidden: list[str]) -> list[str]:
+    """Which of `hidden` (in any of their forms) the files' bytes hold. Read by another
+    process: closing a descriptor of the database file in the hub's own process would drop
+    SQLite's POSIX locks on it (and let another process corrupt it)."""
+    wanted = ",".join(dict.fromkeys(f for s in hidden for f in forms(s)))
+    found = subprocess.run(
+        [sys.executable, "-c", SEARCH, wanted, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return found.stdout.split()
+
+
 def test_no_secret_is_stored_in_clear(
     shub: RunningHub, upstream: str, receiver_url: str, tmp_path: Path
 ) -> None:
-    given = {kind: f"{kind}-{secrets.token_hex(12)}" for kind in ("key", "password", "client")}
+    kinds = ("key", "password", "client", "hook")
+    given = {kind: f"{kind}-{secrets.token_hex(12)}" for kind in kinds}
     world = api_key_world(shub, upstream, given["key"])
     assert upstream_saw(world) == given["key"]  # opened to call the provider
     with shub.admin() as admin:
@@ -127,7 +157,15 @@ def test_no_secret_is_stored_in_clear(
     channel = make_channel(shub, receiver_url)
     assert channel.secret is not None
     rotated = ok(channel.admin("POST", "/secrets"))["secret"]  # a second one, newest first
-    delivered_and_verified(channel, rotated, 1)  # opened to sign
+    hook_auth = {"type": "api_key", "header": "X-Hook-Key", "secret": given["hook"]}
+    with shub.admin() as admin:  # the receiver's own credential, sent with each push
+        ok(admin.patch(f"/admin/connectors/{channel.connector}", json={"auth": hook_auth}), 200)
+    wait_until(
+        lambda: shub.hub.runtime.snapshot.subscriptions[channel.subscription].connector_headers,
+        what="the push connector's credential in the snapshot",
+    )
+    arrival = delivered_and_verified(channel, rotated, 1)  # opened to sign
+    assert arrival.headers["x-hook-key"] == given["hook"]
     chosen = "whsec_" + base64.b64encode(os.urandom(32)).decode()
     with shub.admin() as admin:  # a subscription given its secret
         spec = {
@@ -148,10 +186,9 @@ def test_no_secret_is_stored_in_clear(
     url = shub.settings.database_url
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
-        raw = b"".join(
-            p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists()
-        )
-        assert [s for s in hidden for f in forms(s) if f.encode() in raw] == []
+        files = [path, path.with_name(path.name + "-wal")]
+        assert in_files(files, hidden) == []
+        assert in_files(files, ["lgsp-sealed:v1:"]) == ["lgsp-sealed:v1:"]  # the search works
 
 
 def test_rotation_seals_everything_again_and_the_hub_still_works(
