@@ -22,6 +22,7 @@ from pydantic import (
 from sqlalchemy import JSON, Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from registry.sealing import NotOpened, is_sealed
 from registry.types import (
     NEVER_REUSED,
     AgencyCode,
@@ -209,6 +210,10 @@ class Connector(ConnectorBase, table=True):
     retry: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 
     def auth_config(self) -> ConnectorAuth:
+        """The credentials to use; the secret must be opened first
+        (registry.crud.connectors.with_secret_opened), never sent sealed."""
+        if self.secret is not None and is_sealed(self.secret):
+            raise NotOpened(f"connector {self.name}: its secret is sealed; open it first")
         return ConnectorAuth.model_validate(
             {**self.auth_params, "secret": self.secret} if self.secret else self.auth_params
         )

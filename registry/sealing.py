@@ -59,14 +59,22 @@ class NotOpened(SealingError):
     pass
 
 
+def context(table: str, row: str, column: str) -> str:
+    """The place a sealed value is bound to: its table, its row's fixed name (or id), its column.
+    A new table of secrets (the hub's token signing keys, say) seals with
+    `ring_of(session).seal(value, context=context("signing_key", kid, "private_jwk"))` and adds
+    a `Place` to registry/sealed.py, so rotation and the raw-database test cover it."""
+    return f"{table}/{row}/{column}"
+
+
 def connector_context(name: str) -> str:
     """Where a connector's credential (API key, password or client secret) lives."""
-    return f"connector/{name}/secret"
+    return context("connector", name, "secret")
 
 
 def subscription_context(name: str) -> str:
     """Where a push subscription's webhook signing secrets live."""
-    return f"subscription/{name}/secrets"
+    return context("subscription", name, "secrets")
 
 
 def new_kid() -> str:

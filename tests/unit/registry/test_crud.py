@@ -87,6 +87,10 @@ def test_connector_secret_is_kept_replaced_and_compared(session: Session) -> Non
         session=session, connector=row, data=ConnectorUpdate(read_timeout=5)
     ) == {"read_timeout": [10.0, 5.0]}
     assert opened(session, row.secret) == "s1"  # kept, sealed
+    with pytest.raises(sealing.NotOpened, match="open it first"):
+        row.auth_config()  # a sealed secret is never used as the credential itself
+    clear = connectors.with_secret_opened(row, sealing.ring_of(session)).auth_config()
+    assert clear.secret is not None and clear.secret.get_secret_value() == "s1"
     patch = ConnectorUpdate.model_validate({"auth": {"type": "api_key", "secret": "s2"}})
     assert connectors.update_connector(session=session, connector=row, data=patch) == {
         "auth.secret": ["(hidden)", "(changed)"]
