@@ -250,24 +250,35 @@ def read_key_file(path: Path) -> KeyRing:
     return KeyRing(keys, path=path)
 
 
-def write_key_file(path: Path, ring: KeyRing) -> None:
-    """Write `ring` to `path` (mode 0600, replaced atomically)."""
+def _write_temporary(path: Path, ring: KeyRing) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, KEY_FILE_MODE)
+    temporary = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
     with os.fdopen(descriptor, "w") as out:
         out.write("# LGSP Hub secrets keys, newest (sealing) first: <kid> <base64 of 32 bytes>\n")
         for kid, key in ring._keys.items():
             out.write(f"{kid} {base64.b64encode(key).decode()}\n")
         out.flush()
         os.fsync(out.fileno())
-    temporary.replace(path)
+    return temporary
+
+
+def write_key_file(path: Path, ring: KeyRing) -> None:
+    """Write `ring` to `path` (mode 0600, replaced atomically)."""
+    _write_temporary(path, ring).replace(path)
 
 
 def load_key_file(path: Path, *, generate: bool) -> KeyRing:
-    """The ring in `path`; a new one is written there first if absent and `generate` allows."""
+    """The ring in `path`; a new one is written there first if absent and `generate` allows.
+    Workers starting together all end up with the one file the first of them made."""
     if generate and not path.exists():
-        write_key_file(path, KeyRing.generate())
+        temporary = _write_temporary(path, KeyRing.generate())
+        try:
+            os.link(temporary, path)  # never replaces a file another worker made meanwhile
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
     return read_key_file(path)
 
 

@@ -134,3 +134,14 @@ def test_a_malformed_key_file_is_refused_saying_why(
 def test_a_missing_key_file_is_refused_unless_it_may_be_generated(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="lgsp secrets generate"):
         sealing.load_key_file(tmp_path / "absent.key", generate=False)
+
+
+def test_workers_generating_together_share_one_key_file(tmp_path: Path) -> None:
+    """`lgsp serve --workers N` on a fresh development database: one key, the same for all."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "secrets.key"
+    with ThreadPoolExecutor(8) as pool:
+        rings = list(pool.map(lambda _: sealing.load_key_file(path, generate=True), range(8)))
+    assert {ring.current_kid for ring in rings} == {sealing.read_key_file(path).current_kid}
+    assert [p.name for p in tmp_path.iterdir()] == ["secrets.key"]  # no temporary left
