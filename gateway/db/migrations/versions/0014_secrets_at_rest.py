@@ -4,7 +4,8 @@ Revision ID: 0014
 Revises: 0009
 Create Date: 2026-12-06 19:40:00
 
-Seals what was stored in clear: `connector.secret` and each item of `subscription.secrets`, under
+Seals what was stored in clear: `connector.secret`, each item of `subscription.secrets` and, where
+0010 made it, `token_signing_key.private_jwk` (context `token_signing_key/<kid>/private_jwk`), under
 the first key of LGSP_SECRETS_KEY_FILE (the ring the hub attached to its engine; generated in
 development when absent). `connector.secret` grows to 8000 characters, room for a sealed
 4000-character secret. The downgrade opens them again.
@@ -40,6 +41,15 @@ SUBSCRIPTIONS = sa.table(
 )
 
 
+# The hub's token signing keys (0010, issue 12 §1), when that migration ran before this one.
+SIGNING_KEYS = sa.table(
+    "token_signing_key",
+    sa.column("id", sa.Integer()),
+    sa.column("kid", sa.String()),
+    sa.column("private_jwk", sa.String()),
+)
+
+
 def _ring() -> sealing.KeyRing:
     from gateway.db.sealing import ring_for_migration
 
@@ -55,6 +65,14 @@ def _convert(change: Callable[[sealing.KeyRing, str, str], str]) -> None:
         ring = ring or _ring()
         value = change(ring, row.secret, sealing.connector_context(row.name))
         bind.execute(sa.update(CONNECTORS).where(CONNECTORS.c.id == row.id).values(secret=value))
+    if sa.inspect(bind).has_table("token_signing_key"):
+        for row in bind.execute(sa.select(SIGNING_KEYS)).all():
+            ring = ring or _ring()
+            context = sealing.context("token_signing_key", row.kid, "private_jwk")
+            value = change(ring, row.private_jwk, context)
+            bind.execute(
+                sa.update(SIGNING_KEYS).where(SIGNING_KEYS.c.id == row.id).values(private_jwk=value)
+            )
     for row in bind.execute(sa.select(SUBSCRIPTIONS)).all():
         if not row.secrets:
             continue
