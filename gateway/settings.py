@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         description="Checkpoint-signing keys, newest first (lgsp audit keys generate); generated "
         "beside the SQLite file or in ~/.local/state/lgsp in development when unset",
     )
+    secrets_key_file: Path | None = Field(
+        default=None,
+        description="Keys sealing the secrets stored in the database (AES-256-GCM), newest "
+        "first (lgsp secrets generate); generated beside the SQLite file or in "
+        "~/.local/state/lgsp in development when unset",
+    )
     audit_checkpoint_seconds: float = Field(default=5.0, gt=0, le=10)
     audit_retention_days: int | None = Field(
         default=None, ge=1, description="Archive records older than this (None: keep them all)"
@@ -104,6 +110,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "LGSP_AUDIT_KEY_FILE must name the checkpoint-signing key file outside "
                 "development (create one with `lgsp audit keys generate --key-file PATH`)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _production_needs_a_secrets_key_file(self) -> Settings:
+        if self.environment != "development" and self.secrets_key_file is None:
+            raise ValueError(
+                "LGSP_SECRETS_KEY_FILE must name the file of keys that seal stored secrets "
+                "outside development (create one with `lgsp secrets generate --key-file PATH`)"
             )
         return self
 

@@ -130,9 +130,11 @@ def _schema(session: Session, raw: dict[str, Any], caller: access.Caller) -> lis
     return [Outcome("schema", key, action, changes, action) for action, key, changes in done]
 
 
-def _with_secret(raw: dict[str, Any], existing: Connector | None) -> dict[str, Any]:
+def _with_secret(
+    session: Session, raw: dict[str, Any], existing: Connector | None
+) -> dict[str, Any]:
     """An absent secret keeps the stored one; an unresolved {env: NAME} is refused."""
-    raw = _with_tls_key(raw, existing)
+    raw = _with_tls_key(session, raw, existing)
     auth = raw.get("auth")
     if not isinstance(auth, dict):
         return raw
@@ -153,7 +155,9 @@ def _with_secret(raw: dict[str, Any], existing: Connector | None) -> dict[str, A
     return raw
 
 
-def _with_tls_key(raw: dict[str, Any], existing: Connector | None) -> dict[str, Any]:
+def _with_tls_key(
+    session: Session, raw: dict[str, Any], existing: Connector | None
+) -> dict[str, Any]:
     """The same for the mutual-TLS key: kept while the client certificate stays the same."""
     tls = raw.get("tls")
     if not isinstance(tls, dict):
@@ -172,13 +176,14 @@ def _with_tls_key(raw: dict[str, Any], existing: Connector | None) -> dict[str, 
         and existing.tls is not None
         and tls.get("client_cert") == existing.tls.get("client_cert")
     ):
-        return {**raw, "tls": {**tls, "client_key": existing.tls_key}}
+        kept = connectors.opened_tls_key(session, existing)  # checked again as PEM
+        return {**raw, "tls": {**tls, "client_key": kept}}
     return raw
 
 
 def _connector(session: Session, raw: dict[str, Any], caller: access.Caller) -> Outcome:
     existing = connectors.find_connector(session=session, name=str(raw.get("name", "")))
-    data = _parse(ConnectorCreate, _with_secret(raw, existing))
+    data = _parse(ConnectorCreate, _with_secret(session, raw, existing))
     access.require_agency(caller, data.agency_code, f"connector {data.name}")
     if existing is None:
         _, changes = connectors.create_connector(session=session, data=data)

@@ -30,6 +30,7 @@ from registry.connector_settings import (
     HealthPath,
 )
 from registry.limits import Quota, RateLimit
+from registry.sealing import NotOpened, is_sealed
 from registry.types import (
     NEVER_REUSED,
     AgencyCode,
@@ -258,7 +259,8 @@ class Connector(ConnectorBase, table=True):
     __table_args__ = NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     auth_params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    secret: str | None = Field(default=None, max_length=4000)  # write-only, never returned
+    # Sealed (registry/sealing.py): a 4000-character secret takes about 5400 once sealed.
+    secret: str | None = Field(default=None, max_length=8000)  # write-only, never returned
     options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     retry: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     base_urls: list[str] = Field(default_factory=list, sa_column=Column(JSON))  # [] : [base_url]
@@ -269,6 +271,10 @@ class Connector(ConnectorBase, table=True):
     tls_key: str | None = Field(default=None, max_length=70000)  # write-only, never returned
 
     def auth_config(self) -> ConnectorAuth:
+        """The credentials to use; the secret must be opened first
+        (registry.crud.connectors.with_secret_opened), never sent sealed."""
+        if self.secret is not None and is_sealed(self.secret):
+            raise NotOpened(f"connector {self.name}: its secret is sealed; open it first")
         return ConnectorAuth.model_validate(
             {**self.auth_params, "secret": self.secret} if self.secret else self.auth_params
         )

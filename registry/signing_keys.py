@@ -14,23 +14,13 @@ import orjson
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from sqlmodel import Session, col, select
 
-from registry import revision
+from registry import revision, sealing
 from registry.models import SigningKey
 from registry.types import as_utc, utcnow
 
 Alg = Literal["EdDSA", "ES256", "RS256"]
 DEFAULT_ALG: Alg = "EdDSA"
 TokenKey = OKPKey | ECKey | RSAKey
-
-
-def _seal(text: str) -> str:
-    """The private key as stored. Identity for now: sealing secrets at rest (AES-GCM under the
-    hub's key file) is wired here, in this one place."""
-    return text
-
-
-def _unseal(stored: str) -> str:
-    return stored
 
 
 def _generate(alg: Alg) -> TokenKey:
@@ -51,9 +41,11 @@ def create_key(session: Session, *, alg: Alg = DEFAULT_ALG) -> SigningKey:
         session.add(old)
     public = {**key.as_dict(private=False), "kid": kid, "alg": alg, "use": "sig"}
     private = {**key.as_dict(private=True), "kid": kid, "alg": alg, "use": "sig"}
-    row = SigningKey(
-        kid=kid, alg=alg, public_jwk=public, private_jwk=_seal(orjson.dumps(private).decode())
+    # The private key is stored sealed (registry/sealing.py), like every secret at rest.
+    sealed = sealing.ring_of(session).seal(
+        orjson.dumps(private).decode(), context=sealing.signing_key_context(kid)
     )
+    row = SigningKey(kid=kid, alg=alg, public_jwk=public, private_jwk=sealed)
     session.add(row)
     revision.bump(session)  # replicas reload: the new key signs and is published everywhere
     session.flush()
@@ -84,8 +76,10 @@ def ensure_key(session: Session) -> None:
     session.commit()
 
 
-def private_key(row: SigningKey) -> TokenKey:
-    data: dict[str, Any] = orjson.loads(_unseal(row.private_jwk))
+def private_key(row: SigningKey, ring: sealing.KeyRing) -> TokenKey:
+    """The row's private key, opened (SealingError if it does not open)."""
+    opened = ring.open(row.private_jwk, context=sealing.signing_key_context(row.kid))
+    data: dict[str, Any] = orjson.loads(opened)
     if row.alg == "EdDSA":
         return OKPKey.import_key(data)
     if row.alg == "ES256":

@@ -184,9 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (audit_verify, audit_reports, audit_retention, audit_keys):
         module.add_commands(audit_commands)
-    from gateway.cli import tokens
+    from gateway.cli import secrets, tokens
 
     tokens.add_commands(commands)
+    secrets.add_commands(commands)
     return parser
 
 

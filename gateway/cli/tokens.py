@@ -13,12 +13,14 @@ def _rotate_key(args: argparse.Namespace) -> int:
     from sqlmodel import Session
 
     from gateway.db import make_engine, migrate
+    from gateway.db.sealing import attach_ring
     from gateway.settings import Settings
     from registry import signing_keys
 
     settings = Settings()
     engine = make_engine(settings.database_url)
     try:
+        attach_ring(engine, settings)  # the new private key is stored sealed
         migrate(engine)
         with Session(engine) as session:
             row, pruned = signing_keys.rotate(

@@ -19,6 +19,7 @@ from connectors.base import Connector
 from connectors.factory import create_connector
 from connectors.health import HealthMonitor
 from gateway.db import make_engine, migrate
+from gateway.db.sealing import attach_ring
 from gateway.exchange.limits import limited, unwrapped
 from gateway.runtime.snapshot import Snapshot, connector_fingerprint, load
 from gateway.settings import Settings
@@ -31,8 +32,10 @@ from messaging.push import HttpPusher
 from messaging.relay import Relay
 from messaging.threads import Threads
 from registry import principals, signing_keys
+from registry.crud import connectors
 from registry.models import Connector as ConnectorRow
 from registry.revision import current
+from registry.sealing import KeyRing, ring_of
 from schemas.cache import ValidatorCache
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
+        attach_ring(self.engine, settings)  # before the migrations: 0014 seals with it
         self.writer = AuditWriter(self.engine, batch_max=settings.audit_batch_max)
         self.audit_key_file = settings.audit_key_file or default_key_file(settings.database_url)
         self.audit_log = AuditLog(
@@ -151,9 +155,11 @@ class Runtime:
         if not await self.threads.idle(10.0):
             log.warning("%d messaging calls still running at shutdown", self.threads.running)
         self.threads.close()
-        for task in list(self._retiring):
+        retiring = list(self._retiring)
+        for task in retiring:
             task.cancel()
         await self.health.stop()
+        await asyncio.gather(*retiring, return_exceptions=True)
         for _, connector in self._connectors.values():
             await connector.aclose()
         self._connectors.clear()
@@ -206,7 +212,8 @@ class Runtime:
                     live[row.name] = known
                     continue
                 try:
-                    live[row.name] = (fingerprint, limited(create_connector(row), row))
+                    opened = connectors.with_secret_opened(row, ring_of(session))
+                    live[row.name] = (fingerprint, limited(create_connector(opened), row))
                 except Exception as exc:  # one bad row must not take the whole registry down
                     log.error("connector %s cannot be built: %s", row.name, exc)
                     broken[row.name] = str(exc) or type(exc).__name__
@@ -221,14 +228,18 @@ class Runtime:
                 validators=self.validators,
                 connectors={name: c for name, (_, c) in live.items()},
                 broken=broken,
-                connector_headers={row.name: (row.base_url, _static_headers(row)) for row in rows},
+                connector_headers={
+                    row.name: (row.base_url, _static_headers(row, ring_of(session))) for row in rows
+                },
             )
         return snapshot, stale
 
     def _retire(self, connector: Connector) -> None:
         async def close_later() -> None:
-            await asyncio.sleep(CONNECTOR_GRACE_SECONDS)
-            await connector.aclose()
+            try:
+                await asyncio.sleep(CONNECTOR_GRACE_SECONDS)
+            finally:  # also when stop() cancels the wait: its client is closed all the same
+                await connector.aclose()
 
         task = asyncio.create_task(close_later())
         self._retiring.add(task)
@@ -281,9 +292,10 @@ class Runtime:
         return subject_hash(self._subject_key, identifier)
 
 
-def _static_headers(row: ConnectorRow) -> dict[str, str]:
+def _static_headers(row: ConnectorRow, ring: KeyRing) -> dict[str, str]:
     """The connector's fixed credentials (API key, basic) for pushes to it."""
     try:
-        return dict(build_auth(row.auth_config()).static_headers)
+        opened = connectors.with_secret_opened(row, ring)
+        return dict(build_auth(opened.auth_config()).static_headers)
     except Exception:  # a broken connector is reported by the snapshot; push without them
         return {}

@@ -1,8 +1,11 @@
 """Connectors: how the hub reaches a provider. Credentials are write-only.
 
-The secret (`auth.secret`) is stored in `Connector.secret`, never returned, and never part of a
-spec or a change record: a change of secret shows as `auth.secret: [(hidden), (changed)]`.
-The mutual-TLS private key (`tls.client_key`) likewise, in `Connector.tls_key`.
+The secret (`auth.secret`) is stored sealed in `Connector.secret` (registry/sealing.py, under the
+key ring attached to the session's database), never returned, and never part of a spec or a
+change record: a change of secret shows as `auth.secret: [(hidden), (changed)]`. A request that
+carries the stored (sealed) value back, as PATCH and manifests do to keep it, keeps it.
+The mutual-TLS private key (`tls.client_key`) likewise, sealed in `Connector.tls_key`; it is
+opened (`opened_tls_key`) wherever it must be read back as PEM to be checked again.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 from sqlmodel import Session, col, select
 
+from registry import sealing
 from registry.connector_settings import BreakerPolicy, ConnectorTls, HealthCheck
 from registry.crud.diff import SECRET_CHANGED, SECRET_HIDDEN, created, diff
 from registry.crud.errors import Conflict, Invalid, NotFound
@@ -72,8 +76,17 @@ def _tls_key(data: ConnectorCreate) -> str | None:
     return _plain(data.tls.client_key) if data.tls is not None else None
 
 
-def tls_key_changed(connector: Connector, data: ConnectorCreate) -> bool:
-    new, old = _tls_key(data), connector.tls_key
+def opened_tls_key(session: Session, connector: Connector) -> str | None:
+    """The connector's mutual-TLS key in clear (to be checked again as PEM), or None."""
+    if connector.tls_key is None:
+        return None
+    context = sealing.tls_key_context(connector.name)
+    return sealing.ring_of(session).open(connector.tls_key, context=context)
+
+
+def tls_key_changed(connector: Connector, data: ConnectorCreate, *, session: Session) -> bool:
+    """Whether `data`'s TLS key differs from the stored one (compared in constant time)."""
+    new, old = _tls_key(data), opened_tls_key(session, connector)
     if new is None or old is None:
         return new is not old
     return not hmac.compare_digest(new.encode(), old.encode())
@@ -83,24 +96,38 @@ def _plain(secret: SecretStr | None) -> str | None:
     return secret.get_secret_value() if secret is not None else None
 
 
-def secret_changed(connector: Connector, secret: SecretStr | None) -> bool:
+def _is_stored(connector: Connector, secret: str | None) -> bool:
+    """Whether `secret` is the stored sealed value itself (sent back to keep it)."""
+    stored = connector.secret
+    return (
+        secret is not None
+        and stored is not None
+        and hmac.compare_digest(secret.encode(), stored.encode())
+    )
+
+
+def secret_changed(connector: Connector, secret: SecretStr | None, *, session: Session) -> bool:
     """Whether `secret` differs from the stored one (compared in constant time)."""
     new, old = _plain(secret), connector.secret
     if new is None or old is None:
         return new is not old
-    return not hmac.compare_digest(new.encode(), old.encode())
+    if _is_stored(connector, new):
+        return False
+    opened = sealing.ring_of(session).open(old, context=sealing.connector_context(connector.name))
+    return not hmac.compare_digest(new.encode(), opened.encode())
 
 
-def _check(session: Session, data: ConnectorCreate) -> None:
+def _check(session: Session, data: ConnectorCreate, connector: Connector | None = None) -> None:
     secret = _plain(data.auth.secret)
-    if secret is not None and len(secret) > MAX_SECRET:
+    kept = connector is not None and _is_stored(connector, secret)
+    if secret is not None and not kept and len(secret) > MAX_SECRET:
         raise Invalid.at("/auth/secret", f"must be at most {MAX_SECRET} characters")
     if session.get(Agency, data.agency_code) is None:
         raise Invalid.at("/agency_code", f"there is no agency {data.agency_code}")
 
 
-def store(connector: Connector, data: ConnectorCreate) -> None:
-    """Write `data` into the row: secrets into their write-only columns, blocks as JSON."""
+def _write_settings(connector: Connector, data: ConnectorCreate) -> None:
+    """Write everything but the secrets into the row: plain columns, blocks as JSON."""
     connector.sqlmodel_update(
         data.model_dump(
             exclude={
@@ -123,11 +150,46 @@ def store(connector: Connector, data: ConnectorCreate) -> None:
     connector.tls = (
         data.tls.model_dump(mode="json", exclude={"client_key"}) if data.tls is not None else None
     )
-    connector.tls_key = _tls_key(data)
     connector.auth_params = data.auth.model_dump(mode="json", exclude={"secret"}, exclude_none=True)
-    connector.secret = _plain(data.auth.secret)
     connector.options = data.options.model_dump(mode="json")
     connector.retry = data.retry.model_dump(mode="json")
+
+
+def store(session: Session, connector: Connector, data: ConnectorCreate) -> None:
+    """Write `data` into the row, its secrets sealed into their write-only columns."""
+    _write_settings(connector, data)
+    ring = sealing.ring_of(session)
+    if tls_key_changed(connector, data, session=session):
+        key = _tls_key(data)
+        context = sealing.tls_key_context(connector.name)
+        connector.tls_key = ring.seal(key, context=context) if key is not None else None
+    secret = _plain(data.auth.secret)
+    if secret is not None and not _is_stored(connector, secret):
+        secret = ring.seal(secret, context=sealing.connector_context(connector.name))
+    connector.secret = secret
+
+
+def opened_row(data: ConnectorCreate) -> Connector:
+    """A row holding `data` with its secrets in clear, as `with_secret_opened` gives one: to
+    build a connector from, never to be stored."""
+    row = Connector(
+        name=data.name, agency_code=data.agency_code, kind=data.kind, base_url=data.base_url
+    )
+    _write_settings(row, data)
+    row.secret = _plain(data.auth.secret)
+    row.tls_key = _tls_key(data)
+    return row
+
+
+def with_secret_opened(connector: Connector, ring: sealing.KeyRing) -> Connector:
+    """A detached copy of `connector` holding its secret in clear, to build its client from
+    (never added to a session, so never written back); SealingError if it does not open."""
+    copy = Connector.model_validate(connector.model_dump())
+    if connector.secret is not None:
+        copy.secret = ring.open(connector.secret, context=sealing.connector_context(connector.name))
+    if connector.tls_key is not None:
+        copy.tls_key = ring.open(connector.tls_key, context=sealing.tls_key_context(connector.name))
+    return copy
 
 
 def find_connector(*, session: Session, name: str) -> Connector | None:
@@ -157,7 +219,7 @@ def create_connector(
     connector = Connector(
         name=data.name, agency_code=data.agency_code, kind=data.kind, base_url=data.base_url
     )
-    store(connector, data)
+    store(session, connector, data)
     session.add(connector)
     session.flush()
     changes = created(_desired(data))
@@ -177,14 +239,14 @@ def replace_connector(
             raise Invalid.at(
                 f"/{field}", f"a connector's {field} cannot change; delete and recreate it"
             )
-    _check(session, data)
+    _check(session, data, connector)
     changes = diff(spec(connector), _desired(data))
-    if secret_changed(connector, data.auth.secret):
+    if secret_changed(connector, data.auth.secret, session=session):
         changes["auth.secret"] = [SECRET_HIDDEN, SECRET_CHANGED]
-    if tls_key_changed(connector, data):
+    if tls_key_changed(connector, data, session=session):
         changes["tls.client_key"] = [SECRET_HIDDEN, SECRET_CHANGED]
     if changes:
-        store(connector, data)
+        store(session, connector, data)
         session.add(connector)
         session.flush()
     return changes
@@ -199,7 +261,7 @@ def update_connector(
     if "auth" not in patch:
         merged["auth"] = {**connector.auth_params, "secret": connector.secret}
     if "tls" not in patch and connector.tls is not None:
-        merged["tls"] = {**connector.tls, "client_key": connector.tls_key}
+        merged["tls"] = {**connector.tls, "client_key": opened_tls_key(session, connector)}
     if "base_url" in patch and "base_urls" not in patch:
         # A new base_url replaces the first URL; the others stay.
         merged["base_urls"] = [patch["base_url"], *connector.urls()[1:]]

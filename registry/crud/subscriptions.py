@@ -7,7 +7,8 @@ dead letters are about them (delete it and create another to change them).
 
 Signing secrets (Standard Webhooks: `whsec_` + base64 of 24 to 64 bytes, newest first) are
 write-only: never part of a spec, a change record or an answer, except the one answer that
-creates them. A change shows as `secrets: [(hidden), (changed)]`.
+creates them. A change shows as `secrets: [(hidden), (changed)]`. They are stored sealed
+(registry/sealing.py), each under the key ring attached to the session's database.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
+from registry import sealing
 from registry.crud.connectors import find_connector
 from registry.crud.consumers import find_consumer
 from registry.crud.diff import SECRET_CHANGED, SECRET_HIDDEN, created, diff
@@ -69,6 +71,20 @@ def _plain(data: SubscriptionCreate) -> list[str] | None:
     if data.secrets is None:
         return None
     return [s.get_secret_value() for s in data.secrets]
+
+
+def _seal(session: Session, subscription: Subscription, plain: list[str]) -> list[str]:
+    ring = sealing.ring_of(session)
+    context = sealing.subscription_context(subscription.name)
+    return [ring.seal(secret, context=context) for secret in plain]
+
+
+def open_secrets(session: Session, subscription: Subscription) -> list[str]:
+    """The subscription's signing secrets in clear, newest first (to sign with, never to show);
+    SealingError if one does not open."""
+    ring = sealing.ring_of(session)
+    context = sealing.subscription_context(subscription.name)
+    return [ring.open(secret, context=context) for secret in subscription.secrets]
 
 
 def _same_secrets(old: list[str], new: list[str]) -> bool:
@@ -188,7 +204,7 @@ def create_subscription(
     given = _plain(data) or []
     if data.delivery is Delivery.PUSH and not given:
         given = [generate_secret()]
-    subscription.secrets = given
+    subscription.secrets = _seal(session, subscription, given)
     session.add(subscription)
     session.flush()
     changes = created(_desired(data))
@@ -211,7 +227,7 @@ def replace_subscription(
     _check(session, data)
     changes = diff(spec(subscription), _desired(data))
     given = _plain(data)
-    if given is not None and not _same_secrets(subscription.secrets, given):
+    if given is not None and not _same_secrets(open_secrets(session, subscription), given):
         changes["secrets"] = [SECRET_HIDDEN if subscription.secrets else None, SECRET_CHANGED]
     elif data.delivery is Delivery.PUSH and not subscription.secrets:
         given = [generate_secret()]  # a push without a secret could not be verified
@@ -219,7 +235,7 @@ def replace_subscription(
     if changes:
         _store(subscription, data)
         if "secrets" in changes and given is not None:
-            subscription.secrets = given
+            subscription.secrets = _seal(session, subscription, given)
         session.add(subscription)
         session.flush()
     return changes
@@ -278,7 +294,8 @@ def rotate_secret(*, session: Session, subscription: Subscription) -> tuple[str,
     _require_push(subscription)
     new = generate_secret()
     before = len(subscription.secrets)
-    subscription.secrets = [new, *subscription.secrets][:SECRETS_KEPT]
+    sealed = _seal(session, subscription, [new])
+    subscription.secrets = [*sealed, *subscription.secrets][:SECRETS_KEPT]
     session.add(subscription)
     session.flush()
     return new, {

@@ -52,7 +52,7 @@ class Rows:
             return sa.Table(name, self.metadata, autoload_with=self.connection)
         return self.metadata.tables[name]
 
-    def insert(self, name: str, **values: Any) -> Any:
+    def insert(self, name: str, /, **values: Any) -> Any:
         """A new row of `name`; its primary key (the generated id, when there is one)."""
         table = self.table(name)
         key = generated_key(table)

@@ -516,3 +516,63 @@ def test_service_lifecycle_dates_upgrade_keep_services_and_downgrade(
         assert dates <= shape()[0]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_secrets_stored_in_clear_are_sealed_by_0014_and_opened_by_its_downgrade(
+    backend: str, database_urls: Callable[[str], str]
+) -> None:
+    from registry import sealing
+
+    engine = make_engine(database_urls(backend))
+    ring = sealing.KeyRing.generate()
+    sealing.attach(engine, ring)  # as the hub does before migrating
+    long_secret = "p" * 4000  # the longest a connector may hold, which grows when sealed
+    try:
+        migrate(engine, "0013")
+        with engine.begin() as connection:
+            made = Rows(connection)
+            for name, secret in (("api", "key-in-clear"), ("long", long_secret), ("none", None)):
+                made.insert("connector", name=name, secret=secret)
+            made.insert("connector", name="mtls", tls_key="PEM-in-clear")
+            made.insert("token_signing_key", kid="k1", private_jwk='{"d": "jwk-in-clear"}')
+            for name, given in (("push", ["whsec_A", "whsec_B"]), ("group", [])):
+                made.insert("subscription", name=name, secrets=given)
+        migrate(engine)
+
+        def stored() -> dict[str, Any]:
+            with engine.connect() as connection:
+                found: dict[str, Any] = dict(
+                    connection.execute(text("SELECT name, secret FROM connector")).all()
+                )
+                rows = connection.execute(text("SELECT name, secrets FROM subscription")).all()
+                for name, given in rows:  # a list on PostgreSQL, JSON text on SQLite
+                    found[str(name)] = given if isinstance(given, list) else json.loads(str(given))
+                found["tls_key"] = connection.execute(
+                    text("SELECT tls_key FROM connector WHERE name = 'mtls'")
+                ).scalar_one()
+                found["jwk"] = connection.execute(
+                    text("SELECT private_jwk FROM token_signing_key WHERE kid = 'k1'")
+                ).scalar_one()
+            return found
+
+        sealed = stored()
+        assert sealed["none"] is None and sealed["group"] == []
+        values = [sealed["api"], sealed["long"], *sealed["push"], sealed["tls_key"], sealed["jwk"]]
+        assert {sealing.kid_of(v) for v in values} == {ring.current_kid}
+        connector = sealing.connector_context
+        assert ring.open(sealed["api"], context=connector("api")) == "key-in-clear"
+        assert ring.open(sealed["long"], context=connector("long")) == long_secret
+        push = sealing.subscription_context("push")
+        assert [ring.open(v, context=push) for v in sealed["push"]] == ["whsec_A", "whsec_B"]
+        tls_key = ring.open(sealed["tls_key"], context=sealing.tls_key_context("mtls"))
+        jwk = ring.open(sealed["jwk"], context=sealing.signing_key_context("k1"))
+        assert (tls_key, jwk) == ("PEM-in-clear", '{"d": "jwk-in-clear"}')
+
+        _downgrade(engine, "0013")
+        opened = stored()
+        assert opened["api"] == "key-in-clear" and opened["long"] == long_secret
+        assert (opened["tls_key"], opened["jwk"]) == ("PEM-in-clear", '{"d": "jwk-in-clear"}')
+        assert opened["push"] == ["whsec_A", "whsec_B"] and opened["none"] is None
+    finally:
+        engine.dispose()

@@ -36,7 +36,7 @@ from gateway.api.oauth2 import assertions, token
 from gateway.api.oauth2.errors import NO_STORE, OAuth2Error, read_form
 from gateway.exchange import tokens
 from gateway.problems import Problem
-from registry import revision
+from registry import revision, sealing
 from registry.jwks import ASSERTION_ALGS, SIGNING_ALGS
 from registry.models import RevokedToken
 from registry.types import Role, utcnow
@@ -73,6 +73,16 @@ async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
                 "error_description": "the hub's database did not answer; try again",
             },
             {**NO_STORE, "retry-after": "1"},
+            status=503,
+        )
+    except sealing.SealingError as exc:  # the key file lost the key that sealed the signer
+        log.error("token endpoint: the signing key does not open: %s", exc)
+        return _json(
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "the hub cannot open its signing key; ask its operator",
+            },
+            dict(NO_STORE),
             status=503,
         )
 

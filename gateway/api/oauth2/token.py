@@ -28,7 +28,7 @@ from gateway.api.oauth2 import assertions
 from gateway.api.oauth2.errors import NO_STORE, OAuth2Error
 from gateway.exchange.tokens import ACCESS_TOKEN_TYPE
 from gateway.runtime import Runtime
-from registry import keys, signing_keys
+from registry import keys, sealing, signing_keys
 from registry.jwks import REGISTRY
 from registry.models import (
     PRIVATE_KEY_JWT,
@@ -207,10 +207,10 @@ def _scope(requested: str | None, granted: frozenset[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _sign(signer: SigningKey, claims: dict[str, Any]) -> str:
+def _sign(signer: SigningKey, claims: dict[str, Any], ring: sealing.KeyRing) -> str:
     key = _SIGNERS.get(signer.kid)
     if key is None:
-        key = _SIGNERS[signer.kid] = signing_keys.private_key(signer)
+        key = _SIGNERS[signer.kid] = signing_keys.private_key(signer, ring)
     header = {"alg": signer.alg, "kid": signer.kid, "typ": ACCESS_TOKEN_TYPE}
     return jwt.encode(header, claims, key, algorithms=[signer.alg], registry=REGISTRY)
 
@@ -285,7 +285,7 @@ async def issue(
         "scope": " ".join(scope),
     }
     body = {
-        "access_token": _sign(found.signer, claims),
+        "access_token": _sign(found.signer, claims, sealing.ring_of(runtime.engine)),
         "token_type": "Bearer",
         "expires_in": lifetime,
         "scope": claims["scope"],

@@ -9,15 +9,14 @@ from typing import Any
 
 import pytest
 import trustme
-from sqlmodel import Session, select
 
-from registry.models import Connector
 from tests.integration.admin.conftest import UPSTREAM, Base, Registry, ok, problem
 from tests.integration.connectors.connector_upstreams import (
     ProviderState,
     UvicornThread,
     build_app,
 )
+from tests.integration.sealed import connector_tls_key
 from tests.wait import wait_until
 
 CA = trustme.CA()
@@ -29,8 +28,8 @@ CA_PEM = CA.cert_pem.bytes().decode()
 
 
 def stored_key(reg: Registry, name: str) -> str | None:
-    with Session(reg.hub.hub.runtime.engine) as session:
-        return session.exec(select(Connector).where(Connector.name == name)).one().tls_key
+    """The stored key, opened (it must be sealed)."""
+    return connector_tls_key(reg.hub.hub.runtime.engine, name)
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,13 @@ import logging
 import secrets
 
 import pytest
-from sqlmodel import Session, select
 
-from registry.models import Connector
+from tests.integration import sealed
 from tests.integration.admin.conftest import UPSTREAM, Base, Registry, ok, problem
 
 
 def stored_secret(reg: Registry, name: str) -> str | None:
-    with Session(reg.hub.hub.runtime.engine) as session:
-        row = session.exec(select(Connector).where(Connector.name == name)).one()
-        return row.secret
+    return sealed.connector_secret(reg.hub.hub.runtime.engine, name)
 
 
 def test_connector_crud(reg: Registry) -> None:

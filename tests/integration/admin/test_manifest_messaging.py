@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlmodel import Session, select
 
 from gateway.cli import manifests as manifest_client
-from registry.models import Subscription
+from tests.integration import sealed
 from tests.integration.admin.conftest import UPSTREAM, Registry, ok, problem
 from tests.integration.admin.test_subscriptions import unsubscribe, whsec
 from tests.integration.admin.test_topics import STATUS, rid
@@ -68,10 +67,7 @@ def apply(reg: Registry, doc: dict[str, Any], **kw: Any) -> Any:
 
 
 def stored_secrets(reg: Registry, name: str) -> list[str]:
-    with Session(reg.hub.hub.runtime.engine) as session:
-        return list(
-            session.exec(select(Subscription).where(Subscription.name == name)).one().secrets
-        )
+    return sealed.subscription_secrets(reg.hub.hub.runtime.engine, name)
 
 
 def test_topics_and_subscriptions_apply_after_grants_idempotently(reg: Registry) -> None:

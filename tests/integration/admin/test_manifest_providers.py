@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlmodel import Session, select
 
 from gateway.cli import manifests as manifest_client
-from registry.models import Connector
 from tests.integration.admin.conftest import Registry, ok
 from tests.integration.admin.test_connector_providers import CA_PEM, CERT, KEY
 from tests.integration.admin.test_manifest_client import run_apply
+from tests.integration.sealed import connector_tls_key
 
 
 def test_a_connector_with_failover_health_and_mutual_tls_round_trips(
@@ -65,6 +64,4 @@ def test_a_connector_with_failover_health_and_mutual_tls_round_trips(
     path.write_text(yaml.safe_dump({**exported, "connectors": [mine]}), encoding="utf-8")
     code, text = run_apply(reg, path)
     assert code == 0 and f"= connector {name} (unchanged)" in text, text
-    with Session(reg.hub.hub.runtime.engine) as session:
-        row = session.exec(select(Connector).where(Connector.name == name)).one()
-        assert row.tls_key == KEY
+    assert connector_tls_key(reg.hub.hub.runtime.engine, name) == KEY

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
-from registry.crud.connectors import store
+from registry.crud.connectors import opened_row
 from registry.models import Connector, ConnectorCreate
 from tests.wait import wait_until
 
@@ -335,7 +335,7 @@ FAST_RETRY = {"max_attempts": 3, "backoff_initial": 0.001, "backoff_max": 0.005,
 
 
 def connector_row(base_url: str, *, kind: str = "rest", **overrides: Any) -> Connector:
-    """A Connector row as the registry stores it (validated through ConnectorCreate)."""
+    """A Connector row as the hub builds connectors from (validated through ConnectorCreate)."""
     data: dict[str, Any] = {
         "name": "provider",
         "agency_code": "000.00.12.H12",
@@ -348,9 +348,5 @@ def connector_row(base_url: str, *, kind: str = "rest", **overrides: Any) -> Con
     if kind == "soap":
         data["options"] = {"namespace": "urn:lgsp:dancu"}
     data.update(overrides)
-    create = ConnectorCreate.model_validate(data)
-    row = Connector(
-        name=create.name, agency_code=create.agency_code, kind=create.kind, base_url=create.base_url
-    )
-    store(row, create)  # as the registry stores it, write-only secrets apart
-    return row
+    # As the hub builds connectors from the registry: secrets apart, opened.
+    return opened_row(ConnectorCreate.model_validate(data))

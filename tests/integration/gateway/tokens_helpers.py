@@ -15,7 +15,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlmodel import Session
 
-from registry import signing_keys
+from registry import sealing, signing_keys
 from registry.jwks import REGISTRY
 from tests.conftest import RunningHub
 from tests.integration.conftest import World
@@ -107,7 +107,7 @@ def sign_with_hub_key(hub: RunningHub, claims: dict[str, Any], **header: Any) ->
     with Session(hub.hub.runtime.engine) as session:
         signer, _ = signing_keys.load_keys(session)
     assert signer is not None
-    key = signing_keys.private_key(signer)
+    key = signing_keys.private_key(signer, sealing.ring_of(hub.hub.runtime.engine))
     head = {"alg": signer.alg, "kid": signer.kid, "typ": "at+jwt", **header}
     return jwt.encode(head, claims, key, algorithms=[signer.alg], registry=REGISTRY)
 

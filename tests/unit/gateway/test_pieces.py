@@ -72,5 +72,12 @@ def test_settings_refuse_default_secrets_outside_development():
     strong: dict[str, Any] = {"key_pepper": "k" * 40, "subject_hmac_key": "s" * 40}
     with pytest.raises(ValueError, match="LGSP_AUDIT_KEY_FILE"):
         Settings(environment="production", **strong)
-    ok = Settings(environment="production", audit_key_file="/etc/lgsp/audit.key", **strong)
+    with pytest.raises(ValueError, match="LGSP_SECRETS_KEY_FILE"):
+        Settings(environment="production", audit_key_file="/etc/lgsp/audit.key", **strong)
+    ok = Settings(
+        environment="production",
+        audit_key_file="/etc/lgsp/audit.key",
+        secrets_key_file="/etc/lgsp/secrets.key",
+        **strong,
+    )
     assert ok.environment == "production"

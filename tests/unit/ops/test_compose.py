@@ -15,6 +15,7 @@ SECRETS = {
     "LGSP_SUBJECT_HMAC_KEY": "s" * 40,
     "LGSP_BOOTSTRAP_ADMIN_KEY": "lgsp_abcdefghijkl." + "x" * 43,
     "LGSP_AUDIT_KEY_PATH": "/etc/lgsp/audit-signing.key",
+    "LGSP_SECRETS_KEY_DIR": "/etc/lgsp/secrets",
 }
 
 

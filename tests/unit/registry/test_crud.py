@@ -11,6 +11,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine
 
 import audit.records  # noqa: F401 - its tables
+from registry import sealing
 from registry.crud import agencies, connectors, services
 from registry.crud.diff import diff
 from registry.crud.errors import Conflict, Forbidden, Invalid, NotFound
@@ -30,6 +31,7 @@ class Caller:
 def session() -> Iterator[Session]:
     engine = create_engine("sqlite://", poolclass=StaticPool)
     SQLModel.metadata.create_all(engine)
+    sealing.attach(engine, sealing.KeyRing.generate())
     with Session(engine) as session:
         yield session
 
@@ -68,6 +70,11 @@ def test_lifecycle_transitions() -> None:
         services.check_transition(S.RETIRED, S.PUBLISHED)
 
 
+def opened(session: Session, stored: str | None) -> str:
+    assert stored is not None and sealing.is_sealed(stored)
+    return sealing.ring_of(session).open(stored, context=sealing.connector_context("csdl"))
+
+
 def test_connector_secret_is_kept_replaced_and_compared(session: Session) -> None:
     agencies.create_agency(session=session, data=AgencyCreate(code=AGENCY, name="Công an"))
     auth = {"type": "api_key", "secret": "s1"}
@@ -79,12 +86,16 @@ def test_connector_secret_is_kept_replaced_and_compared(session: Session) -> Non
     assert connectors.update_connector(
         session=session, connector=row, data=ConnectorUpdate(read_timeout=5)
     ) == {"read_timeout": [10.0, 5.0]}
-    assert row.secret == "s1"
+    assert opened(session, row.secret) == "s1"  # kept, sealed
+    with pytest.raises(sealing.NotOpened, match="open it first"):
+        row.auth_config()  # a sealed secret is never used as the credential itself
+    clear = connectors.with_secret_opened(row, sealing.ring_of(session)).auth_config()
+    assert clear.secret is not None and clear.secret.get_secret_value() == "s1"
     patch = ConnectorUpdate.model_validate({"auth": {"type": "api_key", "secret": "s2"}})
     assert connectors.update_connector(session=session, connector=row, data=patch) == {
         "auth.secret": ["(hidden)", "(changed)"]
     }
-    assert row.secret == "s2"
+    assert opened(session, row.secret) == "s2"
     with pytest.raises(Invalid) as exc:
         connectors.replace_connector(
             session=session,
