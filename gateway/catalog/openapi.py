@@ -53,10 +53,17 @@ PROBLEMS = {
     422: "The request does not match the service's contract (errors point at each violation)",
     429: "Over the grant's rate limit or quota; Retry-After says when to come back",
     502: "The provider failed or answered outside the contract",
-    503: "The provider is unavailable",
+    503: "The provider is unavailable, at its limit of calls at once, or its circuit is open; "
+    "Retry-After says when to come back",
     504: "The provider did not answer in time",
 }
 ALWAYS = (401, 403, 404, 429, 502, 503, 504)
+RETRY_AFTER = (429, 503)
+# The IETF httpapi rate-limit headers (gateway/exchange/limits.py), on grants that have a limit.
+LIMIT_HEADERS = {
+    "RateLimit": {"$ref": "#/components/headers/RateLimit"},
+    "RateLimit-Policy": {"$ref": "#/components/headers/RateLimitPolicy"},
+}
 WITH_BODY = (400, 413, 415)
 
 _COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -171,7 +178,7 @@ class _Builder:
                 "description": "RFC 8594: when this version stops answering",
                 "schema": {"type": "string"},
             }
-        answer["headers"] = headers
+        answer["headers"] = headers | LIMIT_HEADERS
         statuses = set(ALWAYS)
         method = route.route.method.value
         if method in BODY_METHODS or route.request is not None:
@@ -181,9 +188,16 @@ class _Builder:
         statuses.update(route.route.fault_status.values())
         out: dict[str, Any] = {"200": answer}
         for status in sorted(statuses):
+            problem_headers: dict[str, Any] = {
+                "X-Request-Id": {"$ref": "#/components/headers/XRequestId"}
+            }
+            if status in RETRY_AFTER:
+                problem_headers["Retry-After"] = {"$ref": "#/components/headers/RetryAfter"}
+            if status == 429:
+                problem_headers |= LIMIT_HEADERS
             out[str(status)] = {
                 "description": PROBLEMS.get(status, "Refused by the provider"),
-                "headers": {"X-Request-Id": {"$ref": "#/components/headers/XRequestId"}},
+                "headers": problem_headers,
                 "content": {"application/problem+json": {"schema": PROBLEM_REF}},
             }
         return out
@@ -241,7 +255,23 @@ class _Builder:
                     "XRequestId": {
                         "description": "The exchange's request id, as recorded",
                         "schema": {"type": "string"},
-                    }
+                    },
+                    "RetryAfter": {
+                        "description": "Seconds to wait before calling again",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                    "RateLimit": {
+                        "description": "What the grant's rate limit and quota leave "
+                        '(IETF httpapi draft: `"grant";r=<left>;t=<seconds to reset>`); '
+                        "sent when the grant has a limit",
+                        "schema": {"type": "string"},
+                    },
+                    "RateLimitPolicy": {
+                        "description": "The grant's rate limit and quota "
+                        '(IETF httpapi draft: `"grant";q=<requests>;w=<seconds>`); '
+                        "sent when the grant has a limit",
+                        "schema": {"type": "string"},
+                    },
                 },
                 "securitySchemes": {
                     "apiKey": {

@@ -199,6 +199,12 @@ def test_the_generated_openapi_document_is_valid_and_complete(hub, make_world, u
     assert get["responses"]["403"]["content"] == {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
     }
+    # What a client must read to come back later: Retry-After, and the rate-limit headers.
+    assert set(get["responses"]["429"]["headers"]) == {
+        "X-Request-Id", "Retry-After", "RateLimit", "RateLimit-Policy"
+    }  # fmt: skip
+    assert set(get["responses"]["503"]["headers"]) == {"X-Request-Id", "Retry-After"}
+    assert {"RateLimit", "RateLimit-Policy"} <= set(get["responses"]["200"]["headers"])
     response_ref = get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     name = response_ref.rsplit("/", 1)[1]
     # The contract's own $ref, rebased under its component.
