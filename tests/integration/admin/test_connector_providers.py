@@ -127,13 +127,20 @@ def test_the_tls_key_is_write_only(reg: Registry, base: Base) -> None:
     assert cleared["tls"] is None and stored_key(reg, name) is None
 
 
-def test_the_health_of_a_provider_in_the_admin_api_and_readyz(reg: Registry, base: Base) -> None:
+@pytest.mark.parametrize(
+    "limits", [{}, {"max_in_flight": 2, "max_waiting": 1}], ids=["unlimited", "max_in_flight"]
+)
+def test_the_health_of_a_provider_in_the_admin_api_and_readyz(
+    reg: Registry, base: Base, limits: dict[str, int]
+) -> None:
+    """Also for a connector held to a number of calls at once (the data plane wraps it)."""
     with UvicornThread(build_app(ProviderState())) as provider:
         health = {"interval": 0.2, "timeout": 0.2, "healthy_threshold": 1,
                   "unhealthy_threshold": 1}  # fmt: skip
         name = reg.connector(
-            base.agency, base_url=provider + "/echo", health_path="/health", health=health
-        )["name"]
+            base.agency, base_url=provider + "/echo", health_path="/health", health=health,
+            **limits,
+        )["name"]  # fmt: skip
 
         def healthy() -> dict[str, object] | None:
             answer = ok(reg.client.get(f"/admin/connectors/{name}/health"))
