@@ -419,8 +419,12 @@ def _print_tour(
 curl -s -X POST {dossier}/api/ho-so -H 'X-API-Key: dossier-demo-key' \\
   -H 'Content-Type: application/json' -d {application}
 
-# Consumer (the dossier application) calling the hub directly:
+# Consumer (the dossier application): start at the catalogue (the services you may see, your
+# grants and their purposes), then a service's generated OpenAPI 3.1 document:
 export CONSUMER_KEY='{consumer}'
+curl -s {hub}/catalog -H "X-API-Key: $CONSUMER_KEY"
+curl -s {hub}/catalog/dan-cu/v1/openapi.json -H "X-API-Key: $CONSUMER_KEY"
+# … and call the service directly:
 curl -s -X POST {hub}/api/dan-cu/v1/cong-dan/xac-thuc -H "X-API-Key: $CONSUMER_KEY" \\
   -H 'X-Purpose: xac-thuc-ho-so' -H 'Content-Type: application/json' -d {body}
 # … the same without a declared purpose: refused (403), and recorded too:

@@ -140,31 +140,39 @@ def test_the_printed_tour_works(tmp_path: Path):
             )
 
         curls = [c for _, c in commands if c.startswith("curl")]
-        assert len(curls) == 33, commands
+        assert len(curls) == 35, commands
         person = citizens.demo_citizen()
 
         dossier = json.loads(run(curls[0]).stdout)
         assert dossier["TrangThaiHoSo"] == 2, dossier  # received: the hub verified the applicant
         assert dossier["XacThucDanCu"]["KetQua"] is True
 
-        verified = json.loads(run(curls[1]).stdout)
+        catalogue = json.loads(run(curls[1]).stdout)
+        assert catalogue["consumer"] == "mot-cua-laichau"
+        (population,) = [i for i in catalogue["items"] if i["name"] == "dan-cu"]
+        (v1,) = population["versions"]
+        assert v1["grant"]["state"] == "approved" and "xac-thuc-ho-so" in v1["grant"]["purposes"]
+        document = json.loads(run(curls[2]).stdout)
+        assert document["openapi"].startswith("3.1") and "/cong-dan/xac-thuc" in document["paths"]
+
+        verified = json.loads(run(curls[3]).stdout)
         assert verified["ket_qua"] is True
 
-        refused = json.loads(run(curls[2]).stdout)
+        refused = json.loads(run(curls[4]).stdout)
         assert refused["status"] == 403 and refused["type"].endswith("/purpose-required")
 
-        contradicting = json.loads(run(curls[3]).stdout)
+        contradicting = json.loads(run(curls[5]).stdout)
         assert contradicting["status"] == 422, contradicting
         assert "ngay_sinh" in json.dumps(contradicting, ensure_ascii=False)
 
         # The same consumer with an OAuth2 access token (client credentials).
-        token = json.loads(run(curls[4]).stdout)
+        token = json.loads(run(curls[6]).stdout)
         assert token["token_type"] == "Bearer" and "dan-cu:" in token["scope"], token
         fetch = next(c for _, c in commands if c.startswith("TOKEN=$(curl"))
-        with_token = json.loads(run(f"{fetch}\n{curls[5]}").stdout)
+        with_token = json.loads(run(f"{fetch}\n{curls[7]}").stdout)
         assert with_token["ket_qua"] is True, with_token
 
-        trail = json.loads(run(curls[6]).stdout)["items"]
+        trail = json.loads(run(curls[8]).stdout)["items"]
         exchanges = [r for r in trail if r["service"] == "dan-cu"]
         # the dossier system's call, the direct calls with a key and a token, two refusals
         assert len(exchanges) == 5
@@ -173,7 +181,7 @@ def test_the_printed_tour_works(tmp_path: Path):
         request_ids = {r["request_id"] for r in exchanges}
         assert dossier["XacThucDanCu"]["MaYeuCau"] in request_ids
 
-        changes = json.loads(run(curls[7]).stdout)["items"]
+        changes = json.loads(run(curls[9]).stdout)["items"]
         assert changes and all(r["kind"] == "registry_change" for r in changes)
 
         lgsp = [c for _, c in commands if re.match(r"^\S*lgsp ", c)]
@@ -196,7 +204,7 @@ def test_the_printed_tour_works(tmp_path: Path):
                 r"^0 create, 0 update, \d+ unchanged \(dry run", dry_run.stdout, re.M
             ), dry_run.stdout
 
-        subjects = {s["subject"] for s in json.loads(run(curls[8]).stdout)}
+        subjects = {s["subject"] for s in json.loads(run(curls[10]).stdout)}
         assert {"dan-cu.cong-dan", "ho-so.trang-thai", "edxml.envelope"} <= subjects
         breaks = run(lgsp[3])
         assert breaks.returncode == 1, breaks.stdout + breaks.stderr
