@@ -173,34 +173,30 @@ def bench_hub(
             )
             if records < answered:
                 footer.append("audit: FEWER RECORDS THAN ANSWERED REQUESTS")
-            token = hub.access_token(running)
-            bearer = measure(
-                options,
-                target=HUB_BEARER,
-                url=running.url + hub.API_PATH,
-                lua=wrk.script(
-                    tmp / "bearer.lua",
-                    body=payloads.REQUEST_BYTES,
-                    headers=hub.bearer_headers(token),
-                ),
-                watched={"nginx": upstream.pid, "hub": running.pid}
-                | ({"postgresql": database_pid} if database_pid else {}),
+            watched = {"nginx": upstream.pid, "hub": running.pid} | (
+                {"postgresql": database_pid} if database_pid else {}
             )
-            running.check_alive()
+
+            def again_with(target: str, headers: dict[str, str]) -> report.Row:
+                """The same exchange, sent with other headers, measured as the next row."""
+                name = "".join(c if c.isalnum() else "-" for c in target)
+                script = wrk.script(
+                    tmp / f"{name}.lua", body=payloads.REQUEST_BYTES, headers=headers
+                )
+                measured = measure(
+                    options, target=target, url=running.url + hub.API_PATH, lua=script,
+                    watched=watched,
+                )  # fmt: skip
+                running.check_alive()
+                assert measured.load is not None
+                return measured
+
+            bearer = again_with(HUB_BEARER, hub.bearer_headers(hub.access_token(running)))
             # The API-key row again: later rows run on a larger database (and a warmer or busier
             # VM), so the bearer row is compared with the mean of the key rows around it.
-            again = measure(
-                options,
-                target=HUB_AGAIN,
-                url=running.url + hub.API_PATH,
-                lua=lua,
-                watched={"nginx": upstream.pid, "hub": running.pid}
-                | ({"postgresql": database_pid} if database_pid else {}),
-            )
-            running.check_alive()
-            assert row.load is not None
-            assert again.load is not None
+            again = again_with(HUB_AGAIN, hub.consumer_headers(key))
             assert bearer.load is not None
+            assert again.load is not None
             keyed = (row.load.rps + again.load.rps) / 2
             footer.append(
                 f"bearer token against the API key (the mean of the key rows before and after "
@@ -208,19 +204,7 @@ def bench_hub(
             )
             limited_key = hub.provision_limited(running)
             hub.check_exchange(running, key=limited_key, workers=options.workers)
-            limited = measure(
-                options,
-                target=LIMITED,
-                url=running.url + hub.API_PATH,
-                lua=wrk.script(
-                    tmp / "limited.lua",
-                    body=payloads.REQUEST_BYTES,
-                    headers=hub.consumer_headers(limited_key),
-                ),
-                watched={"nginx": upstream.pid, "hub": running.pid}
-                | ({"postgresql": database_pid} if database_pid else {}),
-            )
-            running.check_alive()
+            limited = again_with(LIMITED, hub.consumer_headers(limited_key))
             footer.append(
                 f"rate-limited grant: {hub.FAR_ABOVE['requests']:,} calls per "
                 f"{hub.FAR_ABOVE['seconds']} s (never reached): one GCRA statement per call"
