@@ -349,10 +349,16 @@ def _counts(cx: Cx, w: Conj, part: Part, primary: bool) -> list[Finding]:
     return out
 
 
+# The longest array a counterexample is built with: a bound such as minContains 10^9 is left
+# unproven (UNDECIDED) rather than built in memory (it answered 500 with a MemoryError).
+LARGEST_ARRAY = 10_000
+
+
 def _sized(sizes: list[int]) -> Make:
     def make(gen: Gen, node: Conj) -> Iterator[Any]:
         for size in sizes:
-            yield gen.instance(node, kind="array", n_items=size)
+            if size <= LARGEST_ARRAY:
+                yield gen.instance(node, kind="array", n_items=size)
 
     return make
 
@@ -362,6 +368,8 @@ def _matching(sizes: list[int]) -> Make:
 
     def make(gen: Gen, node: Conj) -> Iterator[Any]:
         for size in sizes:
+            if size > LARGEST_ARRAY:
+                continue
             item = gen.instance(item_node(node, 0) + contains(node))
             if item is not MISSING:
                 yield [item] * size

@@ -321,3 +321,12 @@ def test_invalid_schemas_are_refused_with_the_reason(schema: Any) -> None:
         check({"type": "object"}, [(3, schema)], level=Level.BACKWARD)
     with pytest.raises(InvalidSchema, match="new schema"):
         check(schema, [(3, {"type": "object"})], level=Level.BACKWARD)
+
+
+def test_a_huge_array_bound_is_judged_without_building_it() -> None:
+    """minContains 10^9: the break is reported; no counterexample of 10^9 items is built (it
+    was, and the registry answered 500 with a MemoryError: found by test_fuzz_schemas)."""
+    old = {"type": "array", "contains": {"type": "integer"}, "minContains": 1}
+    new = {"type": "array", "contains": {"type": "integer"}, "minContains": 1_000_000_000}
+    verdict = check(new, [(1, old)], level=Level.BACKWARD)
+    assert [b.rule for b in verdict.breaks] == ["MIN_CONTAINS_INCREASED"]
